@@ -9,7 +9,7 @@
 # Variables a stage sets before including this file:
 #   COMMON_SRCS        sources linked into both programs and the unit tests
 #   CHECK_SRCS         the unit tests (tests/check_*.c, one suite a module)
-#   POSIX_LIBS         extra libraries on POSIX (-pthread from lesson 02 on)
+#   THREADS            -pthread from lesson 02 on (POSIX compile and link)
 
 CC          ?= cc
 MINGW_CC    ?= x86_64-w64-mingw32-gcc
@@ -38,13 +38,13 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
 all: server client
 
 server: $(BUILD)/posix/server.o $(POSIX_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(POSIX_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(THREADS)
 
 client: $(BUILD)/posix/client.o $(POSIX_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(POSIX_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(THREADS)
 
 $(BUILD)/posix/%.o: %.c $(wildcard *.h) | $(BUILD)/posix/tests
-	$(CC) $(POSIX_FLAGS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_FLAGS) -I.) -c -o $@ $<
+	$(CC) $(POSIX_FLAGS) $(THREADS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_FLAGS) -I.) -c -o $@ $<
 
 $(BUILD)/posix/tests $(BUILD)/win32:
 	mkdir -p $@
@@ -54,7 +54,7 @@ check: $(BUILD)/run_checks
 
 $(BUILD)/run_checks: $(CHECK_OBJS) $(POSIX_OBJS)
 	@pkg-config --exists check || { echo "make check needs the Check library: run 'make deps' at the top of the course" >&2; exit 1; }
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(POSIX_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(THREADS)
 
 windows: server.exe client.exe
 

@@ -1,0 +1,117 @@
+/*
+ * platform_win32.c - the portability contract (platform.h) on Windows, with
+ * Winsock 2. Its twin, platform_posix.c, has the same functions in the same
+ * order: read them side by side.
+ */
+#include "platform.h"
+
+#include <io.h>
+#include <limits.h>
+#include <process.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int net_startup(void)
+{
+    /* Every Winsock program must ask for a version before its first socket call. */
+    WSADATA data;
+    return WSAStartup(MAKEWORD(2, 2), &data) == 0 ? 0 : -1;
+}
+
+void net_cleanup(void)
+{
+    WSACleanup();
+}
+
+int sock_close(socket_t sock)
+{
+    /* A SOCKET is not a file descriptor: close() would not release it. */
+    return closesocket(sock) == 0 ? 0 : -1;
+}
+
+int sock_last_error(void)
+{
+    /* Winsock leaves errno alone and keeps its own per-thread error. */
+    return WSAGetLastError();
+}
+
+const char *sock_strerror(int code, char *buf, size_t len)
+{
+    DWORD flags = FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS;
+    DWORD n = FormatMessageA(flags, NULL, (DWORD)code, 0, buf, (DWORD)len, NULL);
+    /* The system's message ends in ".\r\n"; a log line wants neither. */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.'))
+        buf[--n] = '\0';
+    if (n == 0)
+        snprintf(buf, len, "Winsock error %d", code);
+    return buf;
+}
+
+bool sock_error_is_interrupt(int code)
+{
+    return code == WSAEINTR;
+}
+
+long sock_send(socket_t sock, const void *buf, size_t len)
+{
+    /* Windows has no SIGPIPE; send() takes an int length. */
+    int chunk = len > INT_MAX ? INT_MAX : (int)len;
+    int n = send(sock, buf, chunk, 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+
+long sock_recv(socket_t sock, void *buf, size_t len)
+{
+    int chunk = len > INT_MAX ? INT_MAX : (int)len;
+    int n = recv(sock, buf, chunk, 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+
+int sock_set_reuse_address(socket_t sock)
+{
+    /*
+     * On Windows SO_REUSEADDR would let a second server steal a port that is
+     * in use. SO_EXCLUSIVEADDRUSE is the safe choice, and Windows has no
+     * TIME_WAIT problem at bind time to work around.
+     */
+    BOOL on = TRUE;
+    int rc = setsockopt(sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&on, sizeof on);
+    return rc == 0 ? 0 : -1;
+}
+
+bool stdin_is_terminal(void)
+{
+    return _isatty(_fileno(stdin)) != 0;
+}
+
+/* _beginthreadex() wants unsigned (__stdcall *)(void *); this box carries the real function across. */
+struct thread_start_box {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static unsigned __stdcall thread_trampoline(void *box_ptr)
+{
+    struct thread_start_box box = *(struct thread_start_box *)box_ptr;
+    free(box_ptr);
+    box.fn(box.arg);
+    return 0;
+}
+
+int thread_start_detached(void (*fn)(void *arg), void *arg)
+{
+    struct thread_start_box *box = malloc(sizeof *box);
+    if (box == NULL)
+        return -1;
+    box->fn = fn;
+    box->arg = arg;
+    /* _beginthreadex, not CreateThread: it sets up the C runtime for the new thread. */
+    uintptr_t thread = _beginthreadex(NULL, 0, thread_trampoline, box, 0, NULL);
+    if (thread == 0) {
+        free(box);
+        return -1;
+    }
+    /* Closing the handle does not stop the thread; it only means nobody will wait for it. */
+    CloseHandle((HANDLE)thread);
+    return 0;
+}
