@@ -1,0 +1,117 @@
+/*
+ * client.c - final: the course's client. It sends lines typed (or piped) on stdin to the server
+ * and prints each reply.
+ *
+ * Run:   ./client                    (connects to 127.0.0.1:9090)
+ *        printf 'hi\nexit\n' | ./client --port 9090
+ * Type "exit", or end the input (Ctrl+D; Ctrl+Z then Enter on Windows), to
+ * leave. A prompt is shown only when stdin is a terminal, so scripts see
+ * replies alone.
+ * Read:  server.c first; this is its mirror image.
+ */
+#include "cli.h"
+#include "line_framer.h"
+#include "net.h"
+#include "platform.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] = "usage: client [--host HOST] [--port PORT]\n"
+                                 "  --host HOST  server to connect to (default " DEFAULT_HOST ")\n"
+                                 "  --port PORT  server port (default " DEFAULT_PORT ")\n"
+                                 "  --help       print this help and exit\n";
+
+/*
+ * Waits for one reply line and prints it. Returns 0, or -1 when the server
+ * closed the connection or sent a line longer than any reply can be.
+ */
+static int print_reply(socket_t server, struct line_framer *framer)
+{
+    char *line;
+    size_t len;
+    enum framer_status status;
+    while ((status = framer_next_line(framer, &line, &len)) == FRAMER_NEED_MORE) {
+        size_t room;
+        char *space = framer_space(framer, &room);
+        long got = net_recv(server, space, room);
+        if (got <= 0)
+            return -1;
+        framer_commit(framer, (size_t)got);
+    }
+    if (status == FRAMER_TOO_LONG)
+        return -1;
+    fwrite(line, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* True for "exit\n" or "exit\r\n": the line that ends the session. */
+static int is_exit_line(const char *line, size_t len)
+{
+    return (len == 5 && memcmp(line, "exit\n", 5) == 0) || (len == 6 && memcmp(line, "exit\r\n", 6) == 0);
+}
+
+int main(int argc, char **argv)
+{
+    program_name = "client";
+    struct options opts;
+    char err[NET_ERR_TEXT];
+    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+        usage_error(usage_text, "%s", err);
+    if (opts.help) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+
+    if (net_startup() != 0)
+        die("cannot start the socket library");
+    socket_t server = net_connect(opts.host, opts.port, err, sizeof err);
+    if (server == SOCKET_INVALID)
+        die("cannot connect to %s:%s: %s", opts.host, opts.port, err);
+
+    int interactive = stdin_is_terminal();
+    struct line_framer replies;
+    framer_init(&replies);
+    /* One line of input, the '\n' it may lack at end of input, and fgets()'s '\0'. */
+    char input[LINE_MAX_BYTES + 3];
+    int status = EXIT_OK;
+    int mid_line = 0; /* the last chunk sent was not the end of its line */
+
+    for (;;) {
+        if (interactive && !mid_line) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        if (fgets(input, LINE_MAX_BYTES + 2, stdin) == NULL)
+            break; /* end of input: leave as "exit" does */
+        size_t len = strlen(input);
+        int line_done = len > 0 && input[len - 1] == '\n';
+        if (!line_done && feof(stdin)) {
+            input[len++] = '\n'; /* the last line had no end; give it one */
+            line_done = 1;
+        }
+        if (net_send_all(server, input, len) != 0) {
+            fprintf(stderr, "client: the server went away\n");
+            status = EXIT_RUNTIME;
+            break;
+        }
+        if (!line_done) {
+            mid_line = 1; /* longer than any line the server takes: send the rest, it will say so */
+            continue;
+        }
+        if (!mid_line && is_exit_line(input, len))
+            break;
+        mid_line = 0;
+        if (print_reply(server, &replies) != 0) {
+            fprintf(stderr, "client: the server closed the connection\n");
+            status = EXIT_RUNTIME;
+            break;
+        }
+    }
+
+    sock_close(server);
+    net_cleanup();
+    return status;
+}

@@ -1,0 +1,245 @@
+/*
+ * platform_win32.c - the portability contract (platform.h) on Windows, with
+ * Winsock 2. Its twin, platform_posix.c, has the same functions in the same
+ * order: read them side by side.
+ */
+#include "platform.h"
+
+#include <io.h>
+#include <limits.h>
+#include <process.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int net_startup(void)
+{
+    /* Every Winsock program must ask for a version before its first socket call. */
+    WSADATA data;
+    return WSAStartup(MAKEWORD(2, 2), &data) == 0 ? 0 : -1;
+}
+
+void net_cleanup(void)
+{
+    WSACleanup();
+}
+
+int sock_close(socket_t sock)
+{
+    /* A SOCKET is not a file descriptor: close() would not release it. */
+    return closesocket(sock) == 0 ? 0 : -1;
+}
+
+int sock_last_error(void)
+{
+    /* Winsock leaves errno alone and keeps its own per-thread error. */
+    return WSAGetLastError();
+}
+
+const char *sock_strerror(int code, char *buf, size_t len)
+{
+    DWORD flags = FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS;
+    DWORD n = FormatMessageA(flags, NULL, (DWORD)code, 0, buf, (DWORD)len, NULL);
+    /* The system's message ends in ".\r\n"; a log line wants neither. */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.'))
+        buf[--n] = '\0';
+    if (n == 0)
+        snprintf(buf, len, "Winsock error %d", code);
+    return buf;
+}
+
+bool sock_error_is_interrupt(int code)
+{
+    return code == WSAEINTR;
+}
+
+bool sock_error_is_would_block(int code)
+{
+    return code == WSAEWOULDBLOCK;
+}
+
+long sock_send(socket_t sock, const void *buf, size_t len)
+{
+    /* Windows has no SIGPIPE; send() takes an int length. */
+    int chunk = len > INT_MAX ? INT_MAX : (int)len;
+    int n = send(sock, buf, chunk, 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+
+long sock_recv(socket_t sock, void *buf, size_t len)
+{
+    int chunk = len > INT_MAX ? INT_MAX : (int)len;
+    int n = recv(sock, buf, chunk, 0);
+    return n == SOCKET_ERROR ? -1 : n;
+}
+
+int sock_set_reuse_address(socket_t sock)
+{
+    /*
+     * On Windows SO_REUSEADDR would let a second server steal a port that is
+     * in use. SO_EXCLUSIVEADDRUSE is the safe choice, and Windows has no
+     * TIME_WAIT problem at bind time to work around.
+     */
+    BOOL on = TRUE;
+    int rc = setsockopt(sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&on, sizeof on);
+    return rc == 0 ? 0 : -1;
+}
+
+int sock_set_nonblocking(socket_t sock, bool on)
+{
+    u_long mode = on ? 1 : 0;
+    return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
+}
+
+bool stdin_is_terminal(void)
+{
+    return _isatty(_fileno(stdin)) != 0;
+}
+
+void format_local_time(char *buf, size_t len)
+{
+    /* Windows has localtime_s(), with its arguments the other way round from C11's. */
+    time_t now = time(NULL);
+    struct tm local;
+    if (localtime_s(&local, &now) != 0 || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &local) == 0)
+        snprintf(buf, len, "?");
+}
+
+/* _beginthreadex() wants unsigned (__stdcall *)(void *); this box carries the real function across. */
+struct thread_start_box {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static unsigned __stdcall thread_trampoline(void *box_ptr)
+{
+    struct thread_start_box box = *(struct thread_start_box *)box_ptr;
+    free(box_ptr);
+    box.fn(box.arg);
+    return 0;
+}
+
+int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg)
+{
+    struct thread_start_box *box = malloc(sizeof *box);
+    if (box == NULL)
+        return -1;
+    box->fn = fn;
+    box->arg = arg;
+    /* _beginthreadex, not CreateThread: it sets up the C runtime for the new thread. */
+    uintptr_t handle = _beginthreadex(NULL, 0, thread_trampoline, box, 0, NULL);
+    if (handle == 0) {
+        free(box);
+        return -1;
+    }
+    *thread = (HANDLE)handle;
+    return 0;
+}
+
+void thread_join(thread_t thread)
+{
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+}
+
+void mutex_init(mutex_t *mutex)
+{
+    InitializeSRWLock(mutex);
+}
+
+void mutex_lock(mutex_t *mutex)
+{
+    AcquireSRWLockExclusive(mutex);
+}
+
+void mutex_unlock(mutex_t *mutex)
+{
+    ReleaseSRWLockExclusive(mutex);
+}
+
+void mutex_destroy(mutex_t *mutex)
+{
+    (void)mutex; /* an SRW lock holds no resources */
+}
+
+/*
+ * Stopping. Windows has no signals: Ctrl+C runs a console handler on a new
+ * thread of its own. It counts the event and sends one byte to a "wake"
+ * socket, a UDP socket on 127.0.0.1 connected to itself. Every thread that
+ * waits polls that socket beside its own. Nobody ever reads the byte, so the
+ * wake socket stays readable and wakes every waiter, now and later. (POSIX
+ * uses a pipe; WSAPoll() takes sockets only.)
+ */
+static atomic_int stop_events;
+static SOCKET wake_socket = INVALID_SOCKET;
+static HANDLE cleanup_done; /* set by stop_handler_remove(), once main has cleaned up */
+
+static BOOL WINAPI on_console_event(DWORD event)
+{
+    if (atomic_fetch_add(&stop_events, 1) > 0)
+        ExitProcess(EXIT_INTERRUPTED); /* the second Ctrl+C: the user insists */
+    send(wake_socket, "!", 1, 0);
+    /* For these events Windows ends the process as soon as we return: let main finish first. */
+    if (event == CTRL_CLOSE_EVENT || event == CTRL_LOGOFF_EVENT || event == CTRL_SHUTDOWN_EVENT)
+        WaitForSingleObject(cleanup_done, 5000);
+    return TRUE; /* handled: do not run the default handler, which would end the process */
+}
+
+/* A UDP socket on 127.0.0.1 whose datagrams go to itself. */
+static SOCKET open_wake_socket(void)
+{
+    SOCKET sock = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    if (sock == INVALID_SOCKET)
+        return INVALID_SOCKET;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int addr_len = sizeof addr;
+    if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
+        getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
+        connect(sock, (struct sockaddr *)&addr, addr_len) != 0) {
+        closesocket(sock);
+        return INVALID_SOCKET;
+    }
+    return sock;
+}
+
+int stop_handler_install(void)
+{
+    wake_socket = open_wake_socket();
+    cleanup_done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    if (wake_socket == INVALID_SOCKET || cleanup_done == NULL)
+        return -1;
+    return SetConsoleCtrlHandler(on_console_event, TRUE) ? 0 : -1;
+}
+
+void stop_handler_remove(void)
+{
+    SetConsoleCtrlHandler(on_console_event, FALSE);
+    if (wake_socket != INVALID_SOCKET)
+        closesocket(wake_socket);
+    wake_socket = INVALID_SOCKET;
+    if (cleanup_done != NULL)
+        SetEvent(cleanup_done); /* the handle is left for the process exit to close */
+}
+
+bool stop_requested(void)
+{
+    return atomic_load(&stop_events) > 0;
+}
+
+enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+{
+    WSAPOLLFD fds[2] = {{.fd = sock, .events = POLLRDNORM}, {.fd = wake_socket, .events = POLLRDNORM}};
+    /* Unlike poll(), WSAPoll() fails on an invalid socket: leave the wake socket out before install. */
+    ULONG count = wake_socket == INVALID_SOCKET ? 1 : 2;
+    int ready = WSAPoll(fds, count, timeout_ms);
+    if (ready == SOCKET_ERROR)
+        return WOKE_ERROR;
+    if (ready == 0)
+        return WOKE_TIMEOUT;
+    if (count == 2 && fds[1].revents != 0)
+        return WOKE_STOP;
+    return WOKE_READABLE; /* data, a connection, a hang-up or an error: the next call says which */
+}

@@ -1,0 +1,121 @@
+/*
+ * check_cli.c - command-line parsing: ports, flags, and what is refused.
+ */
+#include "check_suites.h"
+#include "cli.h"
+
+#include <check.h>
+#include <string.h>
+
+/* Parses a NULL-terminated list of arguments after the program name. */
+static enum parse_status parse(struct options *opts, char *err, const char *arg1, const char *arg2,
+                               const char *arg3)
+{
+    char *argv[] = {"server", (char *)arg1, (char *)arg2, (char *)arg3, NULL};
+    int argc = 1;
+    while (argv[argc] != NULL)
+        argc++;
+    return parse_options(argc, argv, opts, err, 128);
+}
+
+START_TEST(test_cli_port_accepts_full_range)
+{
+    unsigned port = 1;
+    ck_assert_int_eq(parse_port("0", &port), 0);
+    ck_assert_uint_eq(port, 0);
+    ck_assert_int_eq(parse_port("9090", &port), 0);
+    ck_assert_uint_eq(port, 9090);
+    ck_assert_int_eq(parse_port("65535", &port), 0);
+    ck_assert_uint_eq(port, 65535);
+}
+END_TEST
+
+START_TEST(test_cli_port_refuses_out_of_range_and_junk)
+{
+    static const char *bad[] = {"65536", "70000", "-1",  "abc",  "",
+                                "12abc", " 12",   "+12", "0x50", "99999999999999999999"};
+    unsigned port = 4242;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(parse_port(bad[i], &port) == -1, "port \"%s\" was accepted", bad[i]);
+        ck_assert_uint_eq(port, 4242);
+    }
+}
+END_TEST
+
+START_TEST(test_cli_defaults_to_localhost_9090)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, NULL, NULL, NULL), PARSE_OK);
+    ck_assert_str_eq(opts.host, "127.0.0.1");
+    ck_assert_str_eq(opts.port, "9090");
+    ck_assert_int_eq(opts.help, 0);
+}
+END_TEST
+
+START_TEST(test_cli_reads_host_and_port_in_both_forms)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--host", "::1", "--port=0"), PARSE_OK);
+    ck_assert_str_eq(opts.host, "::1");
+    ck_assert_str_eq(opts.port, "0");
+    ck_assert_int_eq(parse(&opts, err, "--host=localhost", "--port", "8080"), PARSE_OK);
+    ck_assert_str_eq(opts.host, "localhost");
+    ck_assert_str_eq(opts.port, "8080");
+}
+END_TEST
+
+START_TEST(test_cli_sees_help)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--help", NULL, NULL), PARSE_OK);
+    ck_assert_int_eq(opts.help, 1);
+}
+END_TEST
+
+START_TEST(test_cli_refuses_bad_port_naming_it)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--port", "70000", NULL), PARSE_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "70000"));
+}
+END_TEST
+
+START_TEST(test_cli_refuses_unknown_flag_naming_it)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--verbose", NULL, NULL), PARSE_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "--verbose"));
+    ck_assert_int_eq(parse(&opts, err, "--hostile", NULL, NULL), PARSE_ERROR);
+}
+END_TEST
+
+START_TEST(test_cli_refuses_flag_without_value)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--port", NULL, NULL), PARSE_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "needs a value"));
+    ck_assert_int_eq(parse(&opts, err, "--host=", NULL, NULL), PARSE_ERROR);
+}
+END_TEST
+
+Suite *make_cli_suite(void)
+{
+    Suite *suite = suite_create("cli");
+    TCase *tc = tcase_create("options");
+    tcase_add_test(tc, test_cli_port_accepts_full_range);
+    tcase_add_test(tc, test_cli_port_refuses_out_of_range_and_junk);
+    tcase_add_test(tc, test_cli_defaults_to_localhost_9090);
+    tcase_add_test(tc, test_cli_reads_host_and_port_in_both_forms);
+    tcase_add_test(tc, test_cli_sees_help);
+    tcase_add_test(tc, test_cli_refuses_bad_port_naming_it);
+    tcase_add_test(tc, test_cli_refuses_unknown_flag_naming_it);
+    tcase_add_test(tc, test_cli_refuses_flag_without_value);
+    suite_add_tcase(suite, tc);
+    return suite;
+}

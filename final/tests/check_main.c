@@ -1,0 +1,19 @@
+/*
+ * check_main.c - the one runner for this stage's Check unit tests.
+ * Each module has its own suite, made by make_<module>_suite().
+ */
+#include "check_suites.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+int main(void)
+{
+    SRunner *runner = srunner_create(make_line_framer_suite());
+    srunner_add_suite(runner, make_cli_suite());
+    srunner_add_suite(runner, make_log_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

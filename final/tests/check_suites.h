@@ -1,0 +1,11 @@
+/* check_suites.h - one Check suite per module of the stage. */
+#ifndef CHECK_SUITES_H
+#define CHECK_SUITES_H
+
+#include <check.h>
+
+Suite *make_line_framer_suite(void);
+Suite *make_cli_suite(void);
+Suite *make_log_suite(void);
+
+#endif
