@@ -35,8 +35,38 @@ int sock_last_error(void)
     return WSAGetLastError();
 }
 
+/*
+ * The errors a user of the course meets, in the words POSIX uses, so that a
+ * message reads the same on both systems (and under Wine, whose system
+ * message table has no Winsock texts). FormatMessage() covers the rest.
+ */
+static const struct {
+    int code;
+    const char *text;
+} common_errors[] = {
+    {WSAEADDRINUSE, "Address already in use"},
+    {WSAEADDRNOTAVAIL, "Cannot assign requested address"},
+    {WSAEACCES, "Permission denied"},
+    {WSAECONNREFUSED, "Connection refused"},
+    {WSAECONNRESET, "Connection reset by peer"},
+    {WSAECONNABORTED, "Software caused connection abort"},
+    {WSAETIMEDOUT, "Connection timed out"},
+    {WSAENETUNREACH, "Network is unreachable"},
+    {WSAEHOSTUNREACH, "No route to host"},
+    {WSAEMFILE, "Too many open files"},
+    {WSAENOBUFS, "No buffer space available"},
+    {WSAEINTR, "Interrupted system call"},
+    {WSAEWOULDBLOCK, "Resource temporarily unavailable"},
+};
+
 const char *sock_strerror(int code, char *buf, size_t len)
 {
+    for (size_t i = 0; i < sizeof common_errors / sizeof common_errors[0]; i++) {
+        if (common_errors[i].code == code) {
+            snprintf(buf, len, "%s", common_errors[i].text);
+            return buf;
+        }
+    }
     DWORD flags = FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS;
     DWORD n = FormatMessageA(flags, NULL, (DWORD)code, 0, buf, (DWORD)len, NULL);
     /* The system's message ends in ".\r\n"; a log line wants neither. */

@@ -1,0 +1,167 @@
+"""pytest set-up: which stages and builds to test, and the server fixtures.
+
+Every test that takes the `target` fixture runs once per stage and build:
+"linux" runs <stage>/server and <stage>/client, "wine" runs <stage>/server.exe
+and <stage>/client.exe under Wine. A test states what it needs of a stage
+with a marker, @pytest.mark.needs("concurrent"), or @pytest.mark.needs_not(...),
+naming a key of the stage's stage.ini; stages without it are not collected.
+
+Environment:
+  COURSE_STAGES   the stage directories to test (make test LESSON=02 sets it)
+  COURSE_BUILDS   "linux wine" (default) or just one of them
+  CI              when set, missing Wine is an error instead of a skip
+"""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from harness import COURSE_ROOT, Server, Stage, Target
+
+DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final"
+WINE_PREFIX = COURSE_ROOT / "build" / "wineprefix"
+WINE_ENV = {
+    "WINEPREFIX": str(WINE_PREFIX),
+    "WINEDEBUG": "-all",
+    # No Mono or Gecko: console programs need neither, and nothing may be downloaded.
+    "WINEDLLOVERRIDES": "mscoree=;mshtml=",
+}
+
+
+def selected_stages():
+    names = os.environ.get("COURSE_STAGES", DEFAULT_STAGES).split()
+    return [Stage.load(COURSE_ROOT / name) for name in names]
+
+
+def wine_unavailable(stages):
+    """Why the Windows build cannot be tested here, or None when it can."""
+    if shutil.which("wine") is None:
+        return "Wine is not installed (make deps installs it on Debian and Ubuntu)"
+    for stage in stages:
+        for program in ("server.exe", "client.exe"):
+            if not (stage.path / program).exists():
+                return f"{stage.name}/{program} is not built (make windows needs MinGW-w64)"
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(feature): run only on stages whose stage.ini has feature = yes")
+    config.addinivalue_line("markers", "needs_not(feature): run only on stages whose stage.ini has feature = no")
+    stages = selected_stages()
+    builds = os.environ.get("COURSE_BUILDS", "linux wine").split()
+    config.course_stages = stages
+    config.course_wine_skip = None
+    if "wine" in builds:
+        reason = wine_unavailable(stages)
+        if reason is not None:
+            if os.environ.get("CI"):
+                raise pytest.UsageError(f"the Windows tests must run on CI, but: {reason}")
+            config.course_wine_skip = reason
+            builds.remove("wine")
+    config.course_builds = builds
+
+
+def pytest_report_header(config):
+    names = " ".join(stage.name for stage in config.course_stages)
+    lines = [f"course stages: {names}", f"course builds: {' '.join(config.course_builds)}"]
+    if config.course_wine_skip:
+        lines.append(f"WINDOWS TESTS SKIPPED: {config.course_wine_skip}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.course_wine_skip:
+        terminalreporter.section("WINDOWS BUILD NOT TESTED", sep="!", red=True, bold=True)
+        terminalreporter.line(f"The Winsock build was skipped: {config.course_wine_skip}", red=True)
+
+
+def wants(item_or_function, stage):
+    """Whether a test's needs/needs_not markers allow this stage."""
+    for mark in item_or_function.iter_markers("needs"):
+        if not getattr(stage, mark.args[0]):
+            return False
+    for mark in item_or_function.iter_markers("needs_not"):
+        if getattr(stage, mark.args[0]):
+            return False
+    return True
+
+
+def pytest_generate_tests(metafunc):
+    if "target" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    targets = [
+        Target(stage, build, WINE_ENV if build == "wine" else {})
+        for stage in config.course_stages
+        if wants(metafunc.definition, stage)
+        for build in config.course_builds
+    ]
+    metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="module")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wine_session(request):
+    """One Wine server for the whole run, in the build tree's own prefix, stopped at the end."""
+    if "wine" not in request.config.course_builds:
+        yield
+        return
+    env = dict(os.environ, **WINE_ENV)
+    WINE_PREFIX.parent.mkdir(parents=True, exist_ok=True)
+    # Persistent (-p) first, so that the prefix is set up once and stays warm for every test.
+    subprocess.run(["wineserver", "-p"], env=env, check=False)
+    # Output to DEVNULL: Wine's helper processes outlive wineboot and would hold a pipe open.
+    subprocess.run(["wineboot", "-i"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    yield
+    subprocess.run(["wineserver", "-k"], env=env, check=False)
+    subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
+
+
+@pytest.fixture
+def start_server(request, target):
+    """Starts servers of the target on free ports; stops every one at the end of the test."""
+    servers = []
+
+    def start(*args, port=0):
+        server = Server(target, *args, port=port)
+        servers.append(server)
+        request.node.course_servers = servers
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server):
+    """A fresh server of the target, started on a free port."""
+    return start_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(target):
+    """One server for a whole module of tests that each close their connections."""
+    server = Server(target)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def connections(request):
+    """Connections opened through this list are closed at the end of the test, pass or fail."""
+    opened = []
+    yield opened
+    for conn in opened:
+        conn.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attaches the server's own output to every failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in getattr(item, "course_servers", []):
+            report.sections.append((f"server log ({' '.join(server.command)})", server.log(last=60)))

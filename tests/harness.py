@@ -1,0 +1,319 @@
+"""The harness's tools: start a stage's real programs, talk to them, and
+explain every failure in bytes.
+
+A test never sleeps to guess that something is ready. The server prints one
+line, ``listening on HOST:PORT``, and the harness waits for that line with a
+deadline. Every wait here has a deadline, and a wait that runs out says what
+it was waiting for.
+"""
+
+import configparser
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+LINE_MAX_BYTES = 4096  # the framer's limit, from line_framer.h
+TOO_LONG_REPLY = b"ERR line too long\n"
+SHUTDOWN_NOTICE = b"server shutting down\n"
+LISTENING = re.compile(r"^listening on (\S+):(\d+)\r?$")
+
+# Wine starts programs more slowly than Linux does; every deadline scales.
+SLOWDOWN = {"linux": 1.0, "wine": 4.0}
+
+
+def show(data):
+    """Bytes as a Python literal, so that "\\n", "\\r" and "\\x00" are visible."""
+    if data is None:
+        return "(nothing)"
+    text = repr(bytes(data))
+    if len(text) > 300:
+        text = text[:150] + " ... " + text[-100:] + f" ({len(data)} bytes)"
+    return text
+
+
+@dataclass
+class Stage:
+    """One stage of the course, and what its stage.ini promises."""
+
+    path: Path
+    reply_text: str
+    concurrent: bool
+    graceful_shutdown: bool
+    timestamped_log: bool
+
+    @property
+    def name(self):
+        return self.path.name
+
+    @classmethod
+    def load(cls, path):
+        ini = configparser.ConfigParser()
+        ini.read(path / "stage.ini")
+        section = ini["stage"]
+        return cls(
+            path=path,
+            reply_text=section.get("reply"),
+            concurrent=section.getboolean("concurrent"),
+            graceful_shutdown=section.getboolean("graceful_shutdown"),
+            timestamped_log=section.getboolean("timestamped_log"),
+        )
+
+    def reply(self, line):
+        """The bytes the server must send for one line (given without its end)."""
+        if self.reply_text == "echo":
+            return line + b"\n"
+        return self.reply_text.encode() + b"\n"
+
+
+@dataclass
+class Target:
+    """A stage built for one platform: "linux" runs the programs, "wine" the .exe files under Wine."""
+
+    stage: Stage
+    build: str
+    wine_env: dict = field(default_factory=dict)
+
+    @property
+    def id(self):
+        return f"{self.stage.name}-{self.build}"
+
+    def command(self, program, *args):
+        if self.build == "wine":
+            return ["wine", str(self.stage.path / f"{program}.exe"), *args]
+        return [str(self.stage.path / program), *args]
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(self.wine_env)
+        return env
+
+    def deadline(self, seconds):
+        return seconds * SLOWDOWN[self.build]
+
+    def run(self, program, *args, input=b"", timeout=10):
+        """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n"."""
+        done = subprocess.run(
+            self.command(program, *args),
+            input=input,
+            capture_output=True,
+            timeout=self.deadline(timeout),
+            env=self.env(),
+        )
+        return done.returncode, self.text(done.stdout), self.text(done.stderr)
+
+    def text(self, output):
+        """A Windows console program ends its lines in "\\r\\n"; compare them as "\\n"."""
+        return output.replace(b"\r\n", b"\n") if self.build == "wine" else output
+
+
+class OutputReader:
+    """Collects a pipe's lines on a thread of its own, so that nothing blocks on a full pipe."""
+
+    def __init__(self, pipe):
+        self.lines = []
+        self.changed = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe):
+        for raw in iter(pipe.readline, b""):
+            with self.changed:
+                self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+    def wait_for(self, pattern, timeout):
+        """Returns the first match of the regex on a line, waiting up to timeout seconds; None if none."""
+        regex = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for line in self.lines:
+                    found = regex.search(line)
+                    if found:
+                        return found
+                left = end - time.monotonic()
+                if left <= 0 or self.closed:
+                    return None
+                self.changed.wait(left)
+
+    def text(self):
+        with self.changed:
+            return "\n".join(self.lines)
+
+
+class Server:
+    """A stage's server started on a free port (--port 0), ready once it says where it listens."""
+
+    def __init__(self, target, *args, port=0):
+        self.target = target
+        self.command = target.command("server", "--port", str(port), *args)
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=target.env(),
+        )
+        self.stdout = OutputReader(self.process.stdout)
+        self.stderr = OutputReader(self.process.stderr)
+        found = self.stdout.wait_for(LISTENING.pattern, target.deadline(10))
+        if found is None:
+            self.kill()
+            raise AssertionError(
+                f"step: start the server\n"
+                f"waited {target.deadline(10):.0f} s for the line 'listening on HOST:PORT' on its stdout\n"
+                f"command: {' '.join(self.command)}\n" + self.log()
+            )
+        self.host, self.port = found.group(1), int(found.group(2))
+
+    def log(self, last=25):
+        """The last lines of the server's own output, for a failure message."""
+        out = self.stdout.text().splitlines()[-last:]
+        err = self.stderr.text().splitlines()[-last:]
+        code = self.process.poll()
+        state = "still running" if code is None else f"exited with {code}"
+        return (
+            f"--- server ({state}) stdout, last lines:\n"
+            + "\n".join(out)
+            + f"\n--- server stderr, last lines:\n"
+            + "\n".join(err)
+        )
+
+    def interrupt(self):
+        """Ctrl+C: SIGINT (Wine turns it into CTRL_C_EVENT for the console handler)."""
+        self.process.send_signal(signal.SIGINT)
+
+    def wait(self, timeout):
+        """The exit code, or None if the server is still running after timeout seconds."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self):
+        """Teardown: Ctrl+C, a bounded wait, then kill."""
+        if self.process.poll() is None:
+            self.interrupt()
+            if self.wait(self.target.deadline(3)) is None:
+                self.kill()
+        self.stdout.thread.join(5)
+        self.stderr.thread.join(5)
+
+    def connect(self):
+        return Connection(self)
+
+
+class Connection:
+    """One client socket to a Server, whose failures say what was sent, expected and received."""
+
+    def __init__(self, server, timeout=5):
+        self.server = server
+        self.timeout = server.target.deadline(timeout)
+        self.sent = b""
+        self.received = b""
+        try:
+            self.sock = socket.create_connection((server.host, server.port), timeout=self.timeout)
+        except OSError as error:
+            self.fail("connect", f"could not connect: {error}")
+        # Small sends must leave at once, one segment each, for the chunking tests.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def fail(self, step, problem, expected=None, hint=None):
+        message = [f"step: {step}", problem]
+        message.append(f"sent so far:      {show(self.sent)}")
+        if expected is not None:
+            message.append(f"expected:         {show(expected)}")
+        message.append(f"received so far:  {show(self.received)}")
+        if hint:
+            message.append(f"hint: {hint}")
+        message.append(self.server.log())
+        raise AssertionError("\n".join(message))
+
+    def send(self, data, step="send"):
+        try:
+            self.sock.sendall(data)
+        except OSError as error:
+            self.fail(step, f"sending {show(data)} failed: {error}")
+        self.sent += data
+
+    def send_bytewise(self, data):
+        """One send() per byte: the server sees the worst chunking there is."""
+        for i in range(len(data)):
+            self.send(data[i : i + 1])
+
+    def expect(self, expected, step="wait for the reply", hint=None):
+        """Receives exactly len(expected) bytes and demands they are expected."""
+        got = b""
+        while len(got) < len(expected):
+            try:
+                chunk = self.sock.recv(len(expected) - len(got))
+            except socket.timeout:
+                self.received += got
+                self.fail(step, f"timed out after {self.timeout:.0f} s waiting for the reply", expected, hint)
+            except OSError as error:
+                self.received += got
+                self.fail(step, f"the connection broke: {error}", expected, hint)
+            if not chunk:
+                self.received += got
+                self.fail(step, "the server closed the connection before the whole reply came", expected, hint)
+            got += chunk
+            if not expected.startswith(got):
+                self.received += got
+                self.fail(step, "the reply differs from what was expected", expected, hint)
+        self.received += got
+
+    def expect_eof(self, step="wait for the server to close", hint=None):
+        """Demands that the server closes the connection and sends nothing more first."""
+        try:
+            chunk = self.sock.recv(4096)
+        except socket.timeout:
+            self.fail(step, f"the connection was still open after {self.timeout:.0f} s", b"(end of stream)", hint)
+        except ConnectionResetError:
+            chunk = b""  # a reset is a close, too
+        if chunk:
+            self.received += chunk
+            self.fail(step, "expected the connection to close, but more bytes came", b"(end of stream)", hint)
+
+    def expect_silence(self, seconds, step="check that nothing comes", hint=None):
+        """Demands that no byte arrives for `seconds` (a bounded wait, not a guess at readiness)."""
+        self.sock.settimeout(seconds)
+        try:
+            chunk = self.sock.recv(4096)
+        except socket.timeout:
+            chunk = None
+        finally:
+            self.sock.settimeout(self.timeout)
+        if chunk is not None:
+            self.received += chunk
+            self.fail(step, f"expected nothing for {seconds} s, but this came", b"(nothing)", hint)
+
+    def round_trip(self, line):
+        """Sends one line and expects its reply."""
+        self.send(line + b"\n")
+        self.expect(self.server.target.stage.reply(line))
+
+    def close(self):
+        self.sock.close()
+
+
+def free_port():
+    """A port nobody listens on right now (for the "connection refused" tests)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,54 @@
+"""Command lines: --help, bad arguments (exit 2), a port in use (exit 1), the readiness line."""
+
+import re
+
+import pytest
+
+PROGRAMS = ["server", "client"]
+BAD_ARGUMENTS = [
+    ["--port", "70000"],
+    ["--port", "abc"],
+    ["--port", "-1"],
+    ["--port", "12abc"],
+    ["--port"],
+    ["--verbose"],
+    ["extra"],
+]
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_help_prints_usage_and_exits_0(target, program):
+    code, out, err = target.run(program, "--help")
+    assert code == 0, f"{program} --help exited {code}, expected 0; stderr: {err!r}"
+    assert out.startswith(f"usage: {program}".encode()), f"stdout starts {out[:60]!r}, expected 'usage: {program}'"
+    assert b"--port" in out and b"--host" in out, f"the usage should name --host and --port: {out!r}"
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize("args", BAD_ARGUMENTS, ids=lambda args: " ".join(args))
+def test_bad_argument_prints_error_and_usage_and_exits_2(target, program, args):
+    code, out, err = target.run(program, *args)
+    assert code == 2, f"{program} {' '.join(args)} exited {code}, expected 2; stderr: {err!r}"
+    lines = err.decode().splitlines()
+    assert lines and lines[0].startswith(f"{program}: "), f"first stderr line should be '{program}: why', got {err!r}"
+    assert any(line.startswith(f"usage: {program}") for line in lines), f"stderr should show the usage: {err!r}"
+    assert out == b"", f"nothing should go to stdout on a usage error, got {out!r}"
+
+
+def test_server_announces_where_it_listens_in_one_exact_line(server):
+    first = server.stdout.lines[0]
+    assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", first), f"stdout's first line was {first!r}"
+    assert server.port != 0, "the line must name the real port, not 0"
+
+
+def test_port_in_use_is_a_clear_error_with_exit_1(server, target):
+    code, out, err = target.run("server", "--port", str(server.port))
+    assert code == 1, f"a second server on port {server.port} exited {code}, expected 1; stderr: {err!r}"
+    assert f"127.0.0.1:{server.port}".encode() in err, f"the error should name the address: {err!r}"
+    assert b"in use" in err.lower(), f"the error should say the address is in use: {err!r}"
+
+
+def test_unresolvable_host_is_a_clear_error_with_exit_1(target):
+    code, out, err = target.run("server", "--host", "no-such-host.invalid", "--port", "0")
+    assert code == 1, f"exited {code}, expected 1; stderr: {err!r}"
+    assert b"no-such-host.invalid" in err, f"the error should name the host: {err!r}"

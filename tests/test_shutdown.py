@@ -1,0 +1,98 @@
+"""Ctrl+C (SIGINT; CTRL_C_EVENT under Wine): a graceful stop, from lesson 03 on."""
+
+import select
+import time
+
+import pytest
+
+from harness import SHUTDOWN_NOTICE, Server
+
+SHUTDOWN_LIMIT = 2.0  # seconds, with 100 clients connected
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_ctrl_c_with_100_clients_tells_each_and_exits_0_in_time(server, connections, target):
+    clients = [server.connect() for _ in range(100)]
+    connections.extend(clients)
+    for index, client in enumerate(clients):
+        client.round_trip(f"ready {index}".encode())  # every client is accepted and has its thread
+
+    started = time.monotonic()
+    server.interrupt()
+    for client in clients:
+        client.expect(SHUTDOWN_NOTICE, step="wait for the shutdown notice", hint="each client thread says goodbye")
+        client.expect_eof(hint="after the notice the server closes the connection")
+    code = server.wait(target.deadline(SHUTDOWN_LIMIT))
+    elapsed = time.monotonic() - started
+    assert code is not None, f"the server was still running {elapsed:.1f} s after Ctrl+C\n{server.log()}"
+    assert code == 0, f"the server exited {code} after Ctrl+C, expected 0\n{server.log()}"
+    assert elapsed < target.deadline(SHUTDOWN_LIMIT), f"shutdown took {elapsed:.2f} s\n{server.log()}"
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_ctrl_c_leaves_the_port_free_for_a_new_server(server, connections, target):
+    port = server.port
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"hello")
+    server.interrupt()
+    client.expect(SHUTDOWN_NOTICE)
+    assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
+    again = Server(target, port=port)  # fails with the log if the port is still taken
+    try:
+        again.connect().round_trip(b"served by the new server")
+    finally:
+        again.stop()
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_ctrl_c_answers_lines_already_sent_before_the_notice(server, connections, target):
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"first")
+    client.send(b"sent just before ctrl+c\n")  # on loopback it is in the server's queue once send returns
+    server.interrupt()
+    client.expect(
+        target.stage.reply(b"sent just before ctrl+c") + SHUTDOWN_NOTICE,
+        hint="read what the client already sent, answer it, then send the notice",
+    )
+    client.expect_eof()
+    assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_idle_server_stops_at_once_on_ctrl_c(server, target):
+    server.interrupt()
+    code = server.wait(target.deadline(SHUTDOWN_LIMIT))
+    assert code == 0, f"an idle server exited {code} after Ctrl+C (None: still running), expected 0\n{server.log()}"
+
+
+def fill_until_server_stops_reading(client, limit=64 << 20):
+    """Sends lines without reading replies until the server stops taking them: its
+    thread is then blocked in send() to us, and cannot notice a stop."""
+    chunk = b"x\n" * 32768
+    client.sock.setblocking(False)
+    sent = 0
+    while sent < limit:
+        _, writable, _ = select.select([], [client.sock], [], 0.5)
+        if not writable:
+            return sent
+        try:
+            sent += client.sock.send(chunk)
+        except BlockingIOError:
+            continue
+    raise AssertionError(f"the server kept reading {sent} bytes without our reading a reply")
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_second_ctrl_c_exits_at_once_with_code_130(server, connections, target):
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"ready")
+    fill_until_server_stops_reading(client)
+    server.interrupt()
+    assert server.wait(0.5) is None, f"the first Ctrl+C should not finish while a thread is stuck\n{server.log()}"
+    server.interrupt()
+    code = server.wait(target.deadline(SHUTDOWN_LIMIT))
+    assert code is not None, f"the server was still running after a second Ctrl+C\n{server.log()}"
+    assert code == 130, f"after a second Ctrl+C the exit code was {code}, expected 130\n{server.log()}"
