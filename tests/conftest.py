@@ -49,6 +49,7 @@ def wine_unavailable(stages):
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(feature): run only on stages whose stage.ini has feature = yes")
     config.addinivalue_line("markers", "needs_not(feature): run only on stages whose stage.ini has feature = no")
+    config.addinivalue_line("markers", "builds(*names): run only on these builds, e.g. builds('linux') for POSIX signals")
     stages = selected_stages()
     builds = os.environ.get("COURSE_BUILDS", "linux wine").split()
     config.course_stages = stages
@@ -88,6 +89,11 @@ def wants(item_or_function, stage):
     return True
 
 
+def wants_build(item_or_function, build):
+    """Whether a test's builds marker allows this build."""
+    return all(build in mark.args for mark in item_or_function.iter_markers("builds"))
+
+
 def pytest_generate_tests(metafunc):
     if "target" not in metafunc.fixturenames:
         return
@@ -97,6 +103,7 @@ def pytest_generate_tests(metafunc):
         for stage in config.course_stages
         if wants(metafunc.definition, stage)
         for build in config.course_builds
+        if wants_build(metafunc.definition, build)
     ]
     metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="module")
 

@@ -155,9 +155,10 @@ class OutputReader:
 class Server:
     """A stage's server started on a free port (--port 0), ready once it says where it listens."""
 
-    def __init__(self, target, *args, port=0):
+    def __init__(self, target, *args, port=0, prefix=(), slowdown=1):
+        """prefix: a wrapper command such as valgrind; slowdown: how much longer it may take to start."""
         self.target = target
-        self.command = target.command("server", "--port", str(port), *args)
+        self.command = [*prefix, *target.command("server", "--port", str(port), *args)]
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.DEVNULL,
@@ -167,12 +168,13 @@ class Server:
         )
         self.stdout = OutputReader(self.process.stdout)
         self.stderr = OutputReader(self.process.stderr)
-        found = self.stdout.wait_for(LISTENING.pattern, target.deadline(10))
+        start_limit = target.deadline(10) * slowdown
+        found = self.stdout.wait_for(LISTENING.pattern, start_limit)
         if found is None:
             self.kill()
             raise AssertionError(
                 f"step: start the server\n"
-                f"waited {target.deadline(10):.0f} s for the line 'listening on HOST:PORT' on its stdout\n"
+                f"waited {start_limit:.0f} s for the line 'listening on HOST:PORT' on its stdout\n"
                 f"command: {' '.join(self.command)}\n" + self.log()
             )
         self.host, self.port = found.group(1), int(found.group(2))

@@ -1,7 +1,13 @@
 """The client program, driven through a pipe as a script would."""
 
+import os
+import pty
+import select
 import socket
 import threading
+import time
+
+import pytest
 
 from harness import free_port
 
@@ -57,3 +63,34 @@ def test_client_reports_a_server_that_goes_away(target):
         listener.close()
     assert code == 1, f"client exited {code}, expected 1 when the server hangs up; stderr: {err!r}"
     assert b"closed the connection" in err, f"stderr should say the server closed the connection: {err!r}"
+
+
+@pytest.mark.builds("linux")  # a pseudo-terminal is a POSIX device
+def test_client_shows_a_prompt_when_stdin_is_a_terminal(server, target):
+    """Runs the client on a pseudo-terminal, as a person at a keyboard would."""
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execv(target.command("client")[0], target.command("client", "--port", str(server.port)))
+    output = b""
+    try:
+        output += read_until(terminal, b"> ", target.deadline(5))
+        os.write(terminal, b"typed\n")
+        output += read_until(terminal, target.stage.reply(b"typed").rstrip(b"\n"), target.deadline(5))
+        os.write(terminal, b"exit\n")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(terminal)
+    assert output.startswith(b"> "), f"the first thing on the terminal should be the prompt '> ': {output!r}"
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def read_until(fd, wanted, timeout):
+    """Reads a terminal until `wanted` shows up; fails with what came if it does not in time."""
+    got = b""
+    end = time.monotonic() + timeout
+    while wanted not in got:
+        ready, _, _ = select.select([fd], [], [], max(0, end - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"waited {timeout} s for {wanted!r} on the terminal; got {got!r}")
+        got += os.read(fd, 1024)
+    return got

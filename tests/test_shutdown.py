@@ -1,6 +1,7 @@
 """Ctrl+C (SIGINT; CTRL_C_EVENT under Wine): a graceful stop, from lesson 03 on."""
 
 import select
+import signal
 import time
 
 import pytest
@@ -56,6 +57,18 @@ def test_ctrl_c_answers_lines_already_sent_before_the_notice(server, connections
         target.stage.reply(b"sent just before ctrl+c") + SHUTDOWN_NOTICE,
         hint="read what the client already sent, answer it, then send the notice",
     )
+    client.expect_eof()
+    assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
+
+
+@pytest.mark.needs("graceful_shutdown")
+@pytest.mark.builds("linux")  # SIGTERM is a POSIX signal; Windows has console events instead
+def test_sigterm_stops_gracefully_like_ctrl_c(server, connections, target):
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"hello")
+    server.process.send_signal(signal.SIGTERM)
+    client.expect(SHUTDOWN_NOTICE, hint="SIGTERM (what `kill` sends) must stop the server like Ctrl+C")
     client.expect_eof()
     assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
 
