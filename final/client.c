@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     program_name = "client";
     struct options opts;
     char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+    if (parse_options(argc, argv, &opts, NULL, 0, err, sizeof err) != PARSE_OK)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);

@@ -32,6 +32,11 @@ void framer_commit(struct line_framer *framer, size_t count)
     framer->end += count;
 }
 
+size_t framer_pending(const struct line_framer *framer)
+{
+    return framer->end - framer->start;
+}
+
 enum framer_status framer_next_line(struct line_framer *framer, char **line, size_t *len)
 {
     if (framer->too_long)

@@ -41,6 +41,9 @@ char *framer_space(struct line_framer *framer, size_t *room);
 /* Records that `count` bytes were written at framer_space(). */
 void framer_commit(struct line_framer *framer, size_t count);
 
+/* How many bytes of an unfinished line the framer holds (0: it ended on a line end). */
+size_t framer_pending(const struct line_framer *framer);
+
 /*
  * Takes the next complete line out of the framer. On FRAMER_LINE, *line
  * points to its bytes (NUL-terminated, without "\r\n"; the line itself may

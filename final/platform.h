@@ -57,7 +57,7 @@ const char *sock_strerror(int code, char *buf, size_t len);
 /* True when the error code means "interrupted by a signal, just try again". */
 bool sock_error_is_interrupt(int code);
 
-/* True when the error code means "a non-blocking call found nothing to do yet". */
+/* True when the error code means "a non-blocking call found nothing to do yet" or "a send timed out". */
 bool sock_error_is_would_block(int code);
 
 /* Sends up to len bytes once; a vanished peer gives an error, never SIGPIPE. Returns bytes sent or -1. */
@@ -72,8 +72,17 @@ int sock_set_reuse_address(socket_t sock);
 /* Makes calls on the socket return at once instead of waiting (on = true), or wait again. */
 int sock_set_nonblocking(socket_t sock, bool on);
 
+/* Makes a send() that cannot proceed for timeout_ms fail instead of waiting forever. */
+int sock_set_send_timeout(socket_t sock, int timeout_ms);
+
+/* True when the error code means the process or system ran out of descriptors or memory. */
+bool sock_error_is_out_of_resources(int code);
+
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
+
+/* Milliseconds from an arbitrary start; never jumps when the clock is set. */
+long long monotonic_ms(void);
 
 /* Writes the local date and time as "YYYY-MM-DD HH:MM:SS" (localtime_r or localtime_s). */
 void format_local_time(char *buf, size_t len);
@@ -120,5 +129,8 @@ enum wake_reason {
  * a stop is requested, or timeout_ms milliseconds pass (-1: no limit).
  */
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
+
+/* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
+enum wake_reason wait_for_stop(int timeout_ms);
 
 #endif

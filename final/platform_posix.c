@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,9 +86,27 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return fcntl(sock, F_SETFL, flags);
 }
 
+int sock_set_send_timeout(socket_t sock, int timeout_ms)
+{
+    struct timeval limit = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+}
+
+bool sock_error_is_out_of_resources(int code)
+{
+    return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+}
+
 bool stdin_is_terminal(void)
 {
     return isatty(STDIN_FILENO) == 1;
+}
+
+long long monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 void format_local_time(char *buf, size_t len)
@@ -225,4 +244,10 @@ enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
             return WOKE_STOP;
         return WOKE_READABLE; /* POLLIN, POLLHUP or POLLERR: the next call says which */
     }
+}
+
+enum wake_reason wait_for_stop(int timeout_ms)
+{
+    /* The same wait with no socket: poll() skips the negative descriptor. */
+    return sock_wait_readable(-1, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
 }

@@ -86,7 +86,8 @@ bool sock_error_is_interrupt(int code)
 
 bool sock_error_is_would_block(int code)
 {
-    return code == WSAEWOULDBLOCK;
+    /* A send past SO_SNDTIMEO fails with WSAETIMEDOUT here, with EAGAIN on POSIX. */
+    return code == WSAEWOULDBLOCK || code == WSAETIMEDOUT;
 }
 
 long sock_send(socket_t sock, const void *buf, size_t len)
@@ -122,9 +123,26 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
 }
 
+int sock_set_send_timeout(socket_t sock, int timeout_ms)
+{
+    /* Winsock takes a DWORD of milliseconds where POSIX takes a struct timeval. */
+    DWORD limit = (DWORD)timeout_ms;
+    return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, (const char *)&limit, sizeof limit) == 0 ? 0 : -1;
+}
+
+bool sock_error_is_out_of_resources(int code)
+{
+    return code == WSAEMFILE || code == WSAENOBUFS;
+}
+
 bool stdin_is_terminal(void)
 {
     return _isatty(_fileno(stdin)) != 0;
+}
+
+long long monotonic_ms(void)
+{
+    return (long long)GetTickCount64();
 }
 
 void format_local_time(char *buf, size_t len)
@@ -272,4 +290,15 @@ enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
     if (count == 2 && fds[1].revents != 0)
         return WOKE_STOP;
     return WOKE_READABLE; /* data, a connection, a hang-up or an error: the next call says which */
+}
+
+enum wake_reason wait_for_stop(int timeout_ms)
+{
+    /* WSAPoll() needs at least one socket; the wake socket alone will do. */
+    if (wake_socket == INVALID_SOCKET) {
+        Sleep((DWORD)timeout_ms);
+        return WOKE_TIMEOUT;
+    }
+    WSAPOLLFD wake = {.fd = wake_socket, .events = POLLRDNORM};
+    return WSAPoll(&wake, 1, timeout_ms) > 0 ? WOKE_STOP : WOKE_TIMEOUT;
 }

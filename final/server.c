@@ -8,14 +8,17 @@
  * Each connect, disconnect and error is logged to stderr with the time and
  * the client's address.
  *
- * It is lesson 03 with the original's reply, the log and the summary:
- * `make diff FROM=03 TO=final` shows exactly that.
+ * It is lesson 03 with the original's reply, the log, the summary, and the
+ * limits a server facing the open network needs: how many clients, how long
+ * one may stay idle or take to finish a line, how long a reply may wait for
+ * a client that does not read. `make diff FROM=03 TO=final` shows all that.
  *
  * Who owns what: the main thread owns the listening socket and the list of
  * clients; each client thread owns its own socket and its own counters.
  *
  * Run:   make && ./server            (then ./client in other terminals, then Ctrl+C)
- * Read:  README.md and docs/architecture.md.
+ *        ./server --help             (the limits and their defaults)
+ * Read:  README.md, docs/architecture.md and docs/reliability.md.
  */
 #include "cli.h"
 #include "line_framer.h"
@@ -28,19 +31,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_text[] =
-    "usage: server [--host HOST] [--port PORT]\n"
-    "  --host HOST  address to listen on (default " DEFAULT_HOST ")\n"
-    "  --port PORT  port to listen on, 0 for any free port (default " DEFAULT_PORT ")\n"
-    "  --help       print this help and exit\n"
+/* The limits, their defaults, and the flags that change them (documented in docs/protocol.md). */
+#define DEFAULT_MAX_CLIENTS    1024
+#define DEFAULT_IDLE_TIMEOUT_S 300 /* a client that sends nothing for this long is closed */
+#define DEFAULT_LINE_TIMEOUT_S 30  /* a line must be complete this long after its first byte */
+#define DEFAULT_SEND_TIMEOUT_S 10  /* a reply that cannot be sent for this long closes the client */
+
+/* How long to stop accepting when the process is out of descriptors (as memcached does). */
+#define ACCEPT_PAUSE_MS 100
+
+/* At a stop, how many more reads a client gets: one that never stops sending cannot hold us up. */
+#define GOODBYE_MAX_READS 16
+
+/* The usage, with the defaults filled in by main(). */
+static const char usage_format[] =
+    "usage: server [--host HOST] [--port PORT] [LIMITS]\n"
+    "  --host HOST          address to listen on (default %s)\n"
+    "  --port PORT          port to listen on, 0 for any free port (default %s)\n"
+    "  --max-clients N      clients served at once; more get 'ERR server full' (default %d)\n"
+    "  --idle-timeout SECS  close a client silent this long, 0 for never (default %d)\n"
+    "  --line-timeout SECS  close a client whose line takes longer, 0 for never (default %d)\n"
+    "  --send-timeout SECS  close a client that does not read its replies, 0 for never (default %d)\n"
+    "  --help               print this help and exit\n"
     "Ctrl+C stops the server gracefully; a second Ctrl+C ends it at once.\n";
 
 static const char reply[] = "Hello from server\n";
 static const char too_long_reply[] = "ERR line too long\n";
+static const char idle_reply[] = "ERR idle timeout\n";
+static const char line_timeout_reply[] = "ERR line timeout\n";
+static const char full_reply[] = "ERR server full\n";
+static const char busy_reply[] = "ERR server busy\n";
 static const char shutdown_notice[] = "server shutting down\n";
 
-/* At a stop, how many more reads a client gets: one that never stops sending cannot hold us up. */
-#define GOODBYE_MAX_READS 16
+struct limits {
+    long max_clients;
+    long idle_timeout_s;
+    long line_timeout_s;
+    long send_timeout_s;
+};
+
+struct server;
 
 /* One connected client. The main thread links it into the list; its thread owns `sock`. */
 struct client {
@@ -48,20 +78,31 @@ struct client {
     char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
     thread_t thread;
     unsigned long lines_answered; /* written by the client's thread only; read after the join */
-    bool finished;                /* set by the client's thread as it ends; guarded by the list's lock */
-    struct client *next;          /* in the list of clients; guarded by the list's lock */
-    struct client_list *list;
+    bool finished;                /* set by the client's thread as it ends; guarded by the server's lock */
+    struct client *next;          /* in the list of clients; guarded by the server's lock */
+    struct server *server;
 };
 
-/* Every client whose thread has not been joined yet, and the totals of those joined. */
-struct client_list {
+/* What the main thread keeps: the limits, every client not yet joined, and the totals. */
+struct server {
+    struct limits limits;
     mutex_t lock;
     struct client *first;
-    unsigned long clients_served; /* main thread only */
-    unsigned long lines_answered; /* main thread only: summed as each client is joined */
+    long connected; /* clients whose threads still serve them; guarded by the lock */
+    /* The rest belong to the main thread alone. */
+    unsigned long clients_served;
+    unsigned long clients_refused;
+    unsigned long lines_answered; /* summed as each client is joined */
 };
 
 enum step { KEEP_SERVING, CLIENT_DONE, NOTHING_WAITING };
+
+/* Sends a one-line verdict and logs why the client is being closed. */
+static void close_with(struct client *client, const char *verdict, size_t len, const char *why)
+{
+    log_event(client->peer, "error: %s, closing", why);
+    net_send_all(client->sock, verdict, len);
+}
 
 /* Receives once and answers every complete line. NOTHING_WAITING: a non-blocking socket had nothing. */
 static enum step receive_and_answer(struct client *client, struct line_framer *framer)
@@ -73,7 +114,7 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
     if (got < 0 && sock_error_is_would_block(sock_last_error()))
         return NOTHING_WAITING;
     if (got <= 0)
-        return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke */
+        return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke or was reset */
     framer_commit(framer, (size_t)got);
 
     char *line;
@@ -83,13 +124,17 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
         if (len == 4 && memcmp(line, "exit", 4) == 0)
             return CLIENT_DONE; /* whatever came after "exit" is not answered */
         /* One send() per reply: never split a reply into pieces the client sees apart. */
-        if (net_send_all(sock, reply, sizeof reply - 1) != 0)
+        if (net_send_all(sock, reply, sizeof reply - 1) != 0) {
+            if (sock_error_is_would_block(sock_last_error()))
+                log_event(client->peer, "error: not reading its replies, closing");
             return CLIENT_DONE;
+        }
         client->lines_answered++;
     }
     if (status == FRAMER_TOO_LONG) {
-        log_event(client->peer, "error: line longer than %d bytes, closing", LINE_MAX_BYTES);
-        net_send_all(sock, too_long_reply, sizeof too_long_reply - 1);
+        char why[64];
+        snprintf(why, sizeof why, "line longer than %d bytes", LINE_MAX_BYTES);
+        close_with(client, too_long_reply, sizeof too_long_reply - 1, why);
         return CLIENT_DONE;
     }
     return KEEP_SERVING;
@@ -98,9 +143,8 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
 /* The server is stopping: answer what the client had already sent, then tell it so. */
 static void say_goodbye(struct client *client, struct line_framer *framer)
 {
-    socket_t sock = client->sock;
     /* Non-blocking: read only what has arrived, and never wait on a client that does not read. */
-    sock_set_nonblocking(sock, true);
+    sock_set_nonblocking(client->sock, true);
     for (int i = 0; i < GOODBYE_MAX_READS; i++) {
         enum step step = receive_and_answer(client, framer);
         if (step == CLIENT_DONE)
@@ -108,23 +152,63 @@ static void say_goodbye(struct client *client, struct line_framer *framer)
         if (step == NOTHING_WAITING)
             break;
     }
-    net_send_all(sock, shutdown_notice, sizeof shutdown_notice - 1);
+    net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1);
 }
 
-/* Serves one client until it leaves, breaks the rules, or the server stops. */
+/* The earlier of two deadlines, where 0 means "none". */
+static long long earliest(long long a, long long b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* Serves one client until it leaves, breaks the rules, runs out of time, or the server stops. */
 static void serve_client(struct client *client)
 {
+    const struct limits *limits = &client->server->limits;
     struct line_framer framer;
     framer_init(&framer);
+    long long now = monotonic_ms();
+    long long idle_deadline = limits->idle_timeout_s > 0 ? now + limits->idle_timeout_s * 1000 : 0;
+    long long line_deadline = 0; /* set while a line is unfinished: slowloris protection */
+
     for (;;) {
-        /* Wait for the client or for Ctrl+C, whichever comes first. */
-        enum wake_reason woke = sock_wait_readable(client->sock, -1);
+        long long deadline = earliest(idle_deadline, line_deadline);
+        int wait_ms = deadline == 0 ? -1 : (int)(deadline > now ? deadline - now : 0);
+        /* Wait for the client, for Ctrl+C, or for the next deadline, whichever comes first. */
+        enum wake_reason woke = sock_wait_readable(client->sock, wait_ms);
+        now = monotonic_ms();
         if (woke == WOKE_STOP) {
             say_goodbye(client, &framer);
             return;
         }
+        if (woke == WOKE_TIMEOUT) {
+            if (line_deadline != 0 && now >= line_deadline) {
+                close_with(client, line_timeout_reply, sizeof line_timeout_reply - 1,
+                           "line not finished in time");
+                return;
+            }
+            if (idle_deadline != 0 && now >= idle_deadline) {
+                close_with(client, idle_reply, sizeof idle_reply - 1, "idle too long");
+                return;
+            }
+            continue;
+        }
+        unsigned long lines_before = client->lines_answered;
         if (woke == WOKE_ERROR || receive_and_answer(client, &framer) == CLIENT_DONE)
             return;
+
+        if (limits->idle_timeout_s > 0)
+            idle_deadline = now + limits->idle_timeout_s * 1000;
+        /* The line clock starts with the first byte of a line, and restarts when lines complete. */
+        bool line_completed = client->lines_answered != lines_before;
+        if (framer_pending(&framer) == 0 || limits->line_timeout_s == 0)
+            line_deadline = 0;
+        else if (line_deadline == 0 || line_completed)
+            line_deadline = now + limits->line_timeout_s * 1000;
     }
 }
 
@@ -135,20 +219,21 @@ static void client_thread(void *arg)
     serve_client(client);
     sock_close(client->sock);
     log_event(client->peer, "disconnected after %lu lines", client->lines_answered);
-    mutex_lock(&client->list->lock);
+    mutex_lock(&client->server->lock);
     client->finished = true;
-    mutex_unlock(&client->list->lock);
+    client->server->connected--;
+    mutex_unlock(&client->server->lock);
 }
 
 /*
  * Joins and frees the clients whose threads have finished, or every client
  * when `all` is true (their threads are ending because of the stop).
  */
-static void join_clients(struct client_list *list, bool all)
+static void join_clients(struct server *server, bool all)
 {
     struct client *done = NULL;
-    mutex_lock(&list->lock);
-    for (struct client **link = &list->first; *link != NULL;) {
+    mutex_lock(&server->lock);
+    for (struct client **link = &server->first; *link != NULL;) {
         struct client *client = *link;
         if (all || client->finished) {
             *link = client->next; /* unlink it, keep walking from the same link */
@@ -158,67 +243,105 @@ static void join_clients(struct client_list *list, bool all)
             link = &client->next;
         }
     }
-    mutex_unlock(&list->lock);
+    mutex_unlock(&server->lock);
 
     /* Join outside the lock: a finishing thread needs the lock to say it is done. */
     while (done != NULL) {
         struct client *next = done->next;
         thread_join(done->thread);
-        list->lines_answered += done->lines_answered;
+        server->lines_answered += done->lines_answered;
         free(done);
         done = next;
     }
 }
 
+/* Turns a client away at once with a one-line reason; never waits on it. */
+static void refuse(socket_t sock, const char *peer, const char *verdict, size_t len, const char *why)
+{
+    log_event(peer, "error: %s, refusing", why);
+    sock_set_nonblocking(sock, true);
+    net_send_all(sock, verdict, len);
+    sock_close(sock);
+}
+
 /* Accepts a waiting connection and starts its thread. Errors are logged; the server goes on. */
-static void accept_client(socket_t listener, struct client_list *list)
+static void accept_client(socket_t listener, struct server *server)
 {
     socket_t sock = accept(listener, NULL, NULL);
     if (sock == SOCKET_INVALID) {
         int code = sock_last_error();
         /* The listener is non-blocking: "would block" means the client left before we got to it. */
-        if (!sock_error_is_would_block(code) && !sock_error_is_interrupt(code)) {
-            char reason[NET_ERR_TEXT];
-            log_event("server", "error: accept: %s", sock_strerror(code, reason, sizeof reason));
-        }
+        if (sock_error_is_would_block(code) || sock_error_is_interrupt(code))
+            return;
+        char reason[NET_ERR_TEXT];
+        log_event("server", "error: accept: %s", sock_strerror(code, reason, sizeof reason));
+        /* Out of descriptors: the connection stays queued and the listener stays readable. Pause, don't spin.
+         */
+        if (sock_error_is_out_of_resources(code))
+            wait_for_stop(ACCEPT_PAUSE_MS);
         return;
     }
     /* Windows hands out accepted sockets non-blocking like their listener; make sure. */
     sock_set_nonblocking(sock, false);
+    char peer[NET_ADDR_TEXT] = "?";
+    net_peer_address(sock, peer, sizeof peer);
+
+    mutex_lock(&server->lock);
+    bool full = server->connected >= server->limits.max_clients;
+    mutex_unlock(&server->lock);
+    if (full) {
+        server->clients_refused++;
+        refuse(sock, peer, full_reply, sizeof full_reply - 1, "server full");
+        return;
+    }
 
     struct client *client = calloc(1, sizeof *client);
     if (client == NULL) {
-        log_event("server", "error: out of memory, turning a client away");
-        sock_close(sock);
+        refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "out of memory");
         return;
     }
     client->sock = sock;
-    client->list = list;
-    snprintf(client->peer, sizeof client->peer, "?");
-    net_peer_address(sock, client->peer, sizeof client->peer);
+    client->server = server;
+    snprintf(client->peer, sizeof client->peer, "%s", peer);
+    if (server->limits.send_timeout_s > 0)
+        sock_set_send_timeout(sock, (int)server->limits.send_timeout_s * 1000);
     log_event(client->peer, "connected");
 
     /* Link it in before its thread starts, so that the thread finds the list ready. */
-    mutex_lock(&list->lock);
+    mutex_lock(&server->lock);
     if (thread_start(&client->thread, client_thread, client) != 0) {
-        mutex_unlock(&list->lock);
-        log_event(client->peer, "error: cannot start a thread, closing");
-        sock_close(sock);
+        mutex_unlock(&server->lock);
         free(client);
+        refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "cannot start a thread");
         return;
     }
-    client->next = list->first;
-    list->first = client;
-    mutex_unlock(&list->lock);
-    list->clients_served++;
+    client->next = server->first;
+    server->first = client;
+    server->connected++;
+    mutex_unlock(&server->lock);
+    server->clients_served++;
 }
 
 int main(int argc, char **argv)
 {
     program_name = "server";
+    struct server server = {
+        .limits = {DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_LINE_TIMEOUT_S,
+                   DEFAULT_SEND_TIMEOUT_S},
+    };
+    const struct number_option limit_options[] = {
+        {"--max-clients", 1, 1000000, &server.limits.max_clients},
+        {"--idle-timeout", 0, 86400, &server.limits.idle_timeout_s},
+        {"--line-timeout", 0, 86400, &server.limits.line_timeout_s},
+        {"--send-timeout", 0, 86400, &server.limits.send_timeout_s},
+    };
+    char usage_text[sizeof usage_format + 64];
+    snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_CLIENTS,
+             DEFAULT_IDLE_TIMEOUT_S, DEFAULT_LINE_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S);
     struct options opts;
     char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+    if (parse_options(argc, argv, &opts, limit_options, sizeof limit_options / sizeof limit_options[0], err,
+                      sizeof err) != PARSE_OK)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);
@@ -242,26 +365,24 @@ int main(int argc, char **argv)
     printf("listening on %s\n", address);
     fflush(stdout);
 
-    struct client_list clients = {.first = NULL, .clients_served = 0, .lines_answered = 0};
-    mutex_init(&clients.lock);
-
+    mutex_init(&server.lock);
     for (;;) {
         enum wake_reason woke = sock_wait_readable(listener, -1);
         if (woke == WOKE_STOP)
             break;
+        join_clients(&server, false); /* reclaim the threads (and slots) of clients who left */
         if (woke == WOKE_READABLE)
-            accept_client(listener, &clients);
-        join_clients(&clients, false); /* reclaim the threads of clients who left */
+            accept_client(listener, &server);
     }
 
     /* Stop accepting first, so no client arrives while the others are told to leave. */
     sock_close(listener);
     log_event("server", "stopping: no new clients, telling the connected ones");
-    join_clients(&clients, true);
-    mutex_destroy(&clients.lock);
+    join_clients(&server, true);
+    mutex_destroy(&server.lock);
     stop_handler_remove();
     net_cleanup();
-    log_event("server", "stopped: %lu clients served, %lu lines answered", clients.clients_served,
-              clients.lines_answered);
+    log_event("server", "stopped: %lu clients served, %lu lines answered, %lu refused (server full)",
+              server.clients_served, server.lines_answered, server.clients_refused);
     return EXIT_OK;
 }

@@ -18,6 +18,7 @@ import subprocess
 
 import pytest
 
+import figures
 from harness import COURSE_ROOT, Server, Stage, Target
 
 DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final"
@@ -115,9 +116,10 @@ def wine_session(request):
         yield
         return
     env = dict(os.environ, **WINE_ENV)
-    WINE_PREFIX.parent.mkdir(parents=True, exist_ok=True)
-    # Persistent (-p) first, so that the prefix is set up once and stays warm for every test.
-    subprocess.run(["wineserver", "-p"], env=env, check=False)
+    # wineserver refuses a prefix directory that does not exist yet, so make it first.
+    WINE_PREFIX.mkdir(parents=True, exist_ok=True)
+    # Persistent (-p) before anything else, so that the prefix is set up once and stays warm for every test.
+    subprocess.run(["wineserver", "-p"], env=env, check=True)
     # Output to DEVNULL: Wine's helper processes outlive wineboot and would hold a pipe open.
     subprocess.run(["wineboot", "-i"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     yield
@@ -162,6 +164,23 @@ def connections(request):
     yield opened
     for conn in opened:
         conn.close()
+
+
+def pytest_sessionfinish(session):
+    figures.save()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that applies to none of the selected stages is left out, not reported as skipped."""
+    unused = [
+        item
+        for item in items
+        if "target" in item.fixturenames
+        and not isinstance(getattr(item, "callspec", None) and item.callspec.params.get("target"), Target)
+    ]
+    if unused:
+        config.hook.pytest_deselected(items=unused)
+        items[:] = [item for item in items if item not in unused]
 
 
 @pytest.hookimpl(hookwrapper=True)

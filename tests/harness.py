@@ -47,6 +47,7 @@ class Stage:
     concurrent: bool
     graceful_shutdown: bool
     timestamped_log: bool
+    limits: bool
 
     @property
     def name(self):
@@ -63,6 +64,7 @@ class Stage:
             concurrent=section.getboolean("concurrent"),
             graceful_shutdown=section.getboolean("graceful_shutdown"),
             timestamped_log=section.getboolean("timestamped_log"),
+            limits=section.getboolean("limits"),
         )
 
     def reply(self, line):
@@ -155,8 +157,9 @@ class OutputReader:
 class Server:
     """A stage's server started on a free port (--port 0), ready once it says where it listens."""
 
-    def __init__(self, target, *args, port=0, prefix=(), slowdown=1):
-        """prefix: a wrapper command such as valgrind; slowdown: how much longer it may take to start."""
+    def __init__(self, target, *args, port=0, prefix=(), slowdown=1, preexec=None):
+        """prefix: a wrapper such as valgrind; slowdown: how much longer it may take to start;
+        preexec: a function run in the child before the server starts (to set limits)."""
         self.target = target
         self.command = [*prefix, *target.command("server", "--port", str(port), *args)]
         self.process = subprocess.Popen(
@@ -165,6 +168,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=target.env(),
+            preexec_fn=preexec,
         )
         self.stdout = OutputReader(self.process.stdout)
         self.stderr = OutputReader(self.process.stderr)
@@ -219,6 +223,30 @@ class Server:
 
     def connect(self):
         return Connection(self)
+
+    def resources(self):
+        """(open descriptors, threads, resident KiB) of the server process, read from /proc."""
+        pid = self.process.pid
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+        with open(f"/proc/{pid}/status") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return fds, threads, rss
+
+    def cpu_seconds(self):
+        """User plus system CPU time the server has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_for_resources(self, fds, threads, timeout):
+        """Waits until descriptors and threads are back to at most the given counts; returns the last reading."""
+        end = time.monotonic() + timeout
+        while True:
+            now = self.resources()
+            if (now[0] <= fds and now[1] <= threads) or time.monotonic() > end:
+                return now
+            time.sleep(0.05)  # polling a condition with a deadline, not guessing readiness
 
 
 class Connection:

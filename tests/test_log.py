@@ -42,5 +42,5 @@ def test_shutdown_prints_clients_served_and_lines_answered(server, connections, 
         client.expect_eof()
     server.interrupt()
     assert server.wait(target.deadline(2)) == 0, server.log()
-    pattern = rf"^{TIME} server stopped: 3 clients served, 6 lines answered$"
+    pattern = rf"^{TIME} server stopped: 3 clients served, 6 lines answered, 0 refused \(server full\)$"
     assert server.stderr.wait_for(pattern, target.deadline(5)), f"no stderr line matching {pattern!r}\n{server.log()}"

@@ -15,7 +15,7 @@ static enum parse_status parse(struct options *opts, char *err, const char *arg1
     int argc = 1;
     while (argv[argc] != NULL)
         argc++;
-    return parse_options(argc, argv, opts, err, 128);
+    return parse_options(argc, argv, opts, NULL, 0, err, 128);
 }
 
 START_TEST(test_cli_port_accepts_full_range)

@@ -1,0 +1,364 @@
+"""final/ under stress and abuse: exact counts, hostile clients, limits and faults.
+
+Every test here has a pass criterion that counts: replies received against
+lines sent, descriptors and threads against a baseline, the exit code. The
+figures each test saw are recorded for docs/reliability.md (see figures.py).
+"""
+
+import random
+import selectors
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from figures import record
+from harness import LINE_MAX_BYTES, SHUTDOWN_NOTICE, TOO_LONG_REPLY, Server
+
+pytestmark = pytest.mark.needs("limits")
+
+
+def reply_count(target, data):
+    """How many whole replies `data` holds, demanding it holds nothing else."""
+    reply = target.stage.reply(b"x")
+    count, rest = divmod(len(data), len(reply))
+    assert rest == 0 and data == reply * count, f"the replies are not all {reply!r}: {data[:80]!r}..."
+    return count
+
+
+def receive_exactly(conn, size, timeout):
+    """Receives `size` bytes, or fails saying how many came."""
+    conn.sock.settimeout(timeout)
+    chunks, got = [], 0
+    while got < size:
+        try:
+            chunk = conn.sock.recv(min(1 << 20, size - got))
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    data = b"".join(chunks)
+    assert len(data) == size, f"expected {size} bytes of replies, got {len(data)}\n{conn.server.log()}"
+    return data
+
+
+def test_ten_thousand_lines_on_one_connection_get_ten_thousand_replies(shared_server, connections, target):
+    conn = shared_server.connect()
+    connections.append(conn)
+    lines = b"".join(b"line %d\n" % i for i in range(10000))
+    conn.send(lines)
+    data = receive_exactly(conn, 10000 * len(target.stage.reply(b"x")), target.deadline(30))
+    assert reply_count(target, data) == 10000
+    record(target, "lines sent on one connection", 10000, "replies", 10000)
+
+
+def test_ten_thousand_lines_sent_one_byte_per_send_get_every_reply(shared_server, connections, target):
+    conn = shared_server.connect()
+    connections.append(conn)
+    lines = b"".join(b"%d\n" % i for i in range(10000))
+    conn.send_bytewise(lines)
+    data = receive_exactly(conn, 10000 * len(target.stage.reply(b"x")), target.deadline(60))
+    assert reply_count(target, data) == 10000
+    record(target, "lines sent one byte per send", 10000, "replies", 10000)
+
+
+def test_stream_split_at_every_offset_gives_the_same_replies(shared_server, connections, target):
+    stream = b"alpha\r\nbeta\n\ngamma\n"
+    expected = b"".join(target.stage.reply(line) for line in (b"alpha", b"beta", b"", b"gamma"))
+    conn = shared_server.connect()
+    connections.append(conn)
+    for offset in range(1, len(stream)):
+        conn.send(stream[:offset])
+        conn.send(stream[offset:])
+        conn.expect(expected, step=f"stream split after byte {offset}")
+    record(target, "split offsets tried", len(stream) - 1)
+
+
+def test_writer_that_sends_100000_lines_before_reading_gets_them_all(shared_server, connections, target):
+    conn = shared_server.connect()
+    connections.append(conn)
+    conn.send(b"x\n" * 100000)
+    data = receive_exactly(conn, 100000 * len(target.stage.reply(b"x")), target.deadline(60))
+    assert reply_count(target, data) == 100000
+    record(target, "lines sent before reading", 100000, "replies", 100000)
+
+
+def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(shared_server, connections, target):
+    bystander = shared_server.connect()
+    connections.append(bystander)
+    for size in (LINE_MAX_BYTES - 1, LINE_MAX_BYTES):
+        conn = shared_server.connect()
+        connections.append(conn)
+        conn.send(b"a" * size + b"\n")
+        conn.expect(target.stage.reply(b"x"), step=f"a line of {size} bytes")
+        bystander.round_trip(b"still here")
+    conn = shared_server.connect()
+    connections.append(conn)
+    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
+    conn.expect(TOO_LONG_REPLY, step=f"a line of {LINE_MAX_BYTES + 1} bytes")
+    conn.expect_eof()
+    bystander.round_trip(b"undisturbed")
+
+
+def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, connections, target):
+    _, _, rss_before = server.resources()
+    conn = server.connect()
+    connections.append(conn)
+    try:
+        conn.sock.sendall(b"z" * (1 << 20))
+    except OSError:
+        pass  # the server hangs up after LINE_MAX_BYTES + 2 bytes: our send may be reset
+    conn.expect(TOO_LONG_REPLY)
+    _, _, rss_after = server.resources()
+    growth = rss_after - rss_before
+    assert growth < 1024, f"the server grew by {growth} KiB while refusing a 1 MiB line"
+    server.connect().round_trip(b"still serving")
+    record(target, "server growth during a 1 MiB line (KiB)", growth)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"\x00", b"\xff\xfe\xfd", b"\xc3\x28", b"\xed\xa0\x80", b"\x00exit", b"exit\x00", b"\r", b"\r\r\r", b"\x1b[2J"],
+    ids=["nul", "ff-fe-fd", "bad-utf8", "surrogate", "nul-exit", "exit-nul", "lone-cr", "crs", "escape"],
+)
+def test_hostile_bytes_are_answered_and_never_crash(shared_server, connections, target, line):
+    conn = shared_server.connect()
+    connections.append(conn)
+    conn.round_trip(line)
+    assert shared_server.process.poll() is None, shared_server.log()
+    record(target, "hostile inputs tried", 1, accumulate=True)
+
+
+def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
+    baseline_conn = server.connect()
+    baseline_conn.round_trip(b"baseline")
+    fds, threads, _ = server.resources()
+    for _ in range(1000):
+        sock = socket.create_connection((server.host, server.port))
+        sock.sendall(b"half a li")
+        # SO_LINGER with a zero timeout: close() sends a reset instead of a FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    baseline_conn.round_trip(b"alive")
+    now = server.wait_for_resources(fds, threads, target.deadline(10))
+    assert now[0] <= fds and now[1] <= threads, (
+        f"after 1000 resets: {now[0]} descriptors and {now[1]} threads, baseline {fds} and {threads}\n{server.log()}"
+    )
+    baseline_conn.close()
+    record(target, "connections reset by the peer", 1000)
+
+
+def test_client_that_never_reads_does_not_slow_the_others(server, connections, target):
+    hog = server.connect()
+    connections.append(hog)
+    hog.sock.setblocking(False)
+    try:
+        for _ in range(2000):
+            hog.sock.send(b"x\n" * 32768)
+    except BlockingIOError:
+        pass  # its buffers are full: the server's thread for it is now blocked in send()
+    other = server.connect()
+    connections.append(other)
+    latencies = []
+    for i in range(1000):
+        started = time.perf_counter()
+        other.round_trip(b"ping %d" % i)
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    p99_ms = latencies[int(len(latencies) * 0.99)] * 1000
+    limit_ms = 10 * (1 if target.build == "linux" else 3)
+    assert p99_ms < limit_ms, f"with a non-reading client connected, another client's p99 was {p99_ms:.2f} ms"
+    record(target, "p99 beside a non-reading client (ms)", round(p99_ms, 3))
+
+
+def test_idle_client_is_closed_at_the_idle_timeout(start_server, connections, target):
+    server = start_server("--idle-timeout", "1")
+    conn = server.connect()
+    connections.append(conn)
+    conn.round_trip(b"then silence")
+    started = time.monotonic()
+    conn.expect(b"ERR idle timeout\n", hint="a client silent for --idle-timeout seconds is closed")
+    conn.expect_eof()
+    waited = time.monotonic() - started
+    assert 0.9 <= waited < target.deadline(3), f"closed after {waited:.2f} s with --idle-timeout 1"
+    record(target, "idle client closed after (s)", round(waited, 2))
+
+
+def test_slowloris_dripping_a_line_is_closed_at_the_line_timeout(start_server, connections, target):
+    server = start_server("--line-timeout", "1", "--idle-timeout", "60")
+    conn = server.connect()
+    connections.append(conn)
+    started = time.monotonic()
+    conn.sock.settimeout(0.2)
+    dripped = 0
+    data = b""
+    while time.monotonic() - started < target.deadline(5):
+        try:
+            conn.sock.sendall(b"s")
+            dripped += 1
+        except OSError:
+            break
+        try:
+            data += conn.sock.recv(100)
+            break
+        except socket.timeout:
+            continue  # one byte every 0.2 s: each byte is activity, but the line never ends
+    waited = time.monotonic() - started
+    assert data == b"ERR line timeout\n", f"after {dripped} bytes dripped over {waited:.1f} s got {data!r}"
+    assert waited < target.deadline(3), f"the line timeout of 1 s took {waited:.2f} s"
+    record(target, "slowloris closed after (s)", round(waited, 2))
+
+
+def test_client_over_the_limit_is_refused_at_once_and_served_when_a_slot_frees(start_server, connections, target):
+    server = start_server("--max-clients", "3")
+    inside = [server.connect() for _ in range(3)]
+    connections.extend(inside)
+    for conn in inside:
+        conn.round_trip(b"in")
+    extra = server.connect()
+    connections.append(extra)
+    extra.expect(b"ERR server full\n", hint="the client over --max-clients is told at once, never left hanging")
+    extra.expect_eof()
+    inside[0].send(b"exit\n")
+    inside[0].expect_eof()
+    # The slot frees when the thread ends; the next client is served once it has.
+    end = time.monotonic() + target.deadline(5)
+    while True:
+        later = server.connect()
+        connections.append(later)
+        later.send(b"after a slot freed\n")
+        first = later.sock.recv(100)
+        if first == target.stage.reply(b"x") or time.monotonic() > end:
+            break
+    assert first == target.stage.reply(b"x"), f"after a client left, a new one got {first!r}\n{server.log()}"
+    server.interrupt()
+    assert server.wait(target.deadline(5)) == 0
+    assert server.stderr.wait_for(r"\b[1-9]\d* refused \(server full\)$", 5), server.log()
+    record(target, "clients refused at --max-clients 3", 1, accumulate=True)
+
+
+def drive_clients(server, clients, lines, timeout):
+    """clients connections, each sending `lines` lines at once; returns replies received in all."""
+    selector = selectors.DefaultSelector()
+    reply_size = len(server.target.stage.reply(b"x"))
+    want = lines * reply_size
+    pending = {}
+    for _ in range(clients):
+        sock = socket.create_connection((server.host, server.port))
+        sock.setblocking(False)
+        pending[sock] = 0
+        selector.register(sock, selectors.EVENT_READ)
+    payload = b"x\n" * lines
+    for sock in pending:
+        sock.setblocking(True)
+        sock.sendall(payload)
+        sock.setblocking(False)
+    end = time.monotonic() + timeout
+    received = 0
+    while pending and time.monotonic() < end:
+        for key, _ in selector.select(timeout=1):
+            sock = key.fileobj
+            chunk = sock.recv(65536)
+            pending[sock] += len(chunk)
+            received += len(chunk)
+            if not chunk or pending[sock] >= want:
+                selector.unregister(sock)
+                sock.close()
+                del pending[sock]
+    for sock in pending:
+        sock.close()
+    return received // reply_size
+
+
+def test_thousand_clients_times_hundred_lines_lose_nothing(server, target):
+    answered = drive_clients(server, 1000, 100, target.deadline(60))
+    assert answered == 100000, f"1000 clients sent 100 lines each; {answered} replies came back\n{server.log()}"
+    record(target, "lines from 1000 concurrent clients", 100000, "replies", answered)
+
+
+def test_ten_thousand_connect_line_close_cycles_return_to_baseline(server, target):
+    keeper = server.connect()
+    keeper.round_trip(b"baseline")
+    fds, threads, rss = server.resources()
+    reply = target.stage.reply(b"x")
+    for i in range(10000):
+        with socket.create_connection((server.host, server.port)) as sock:
+            sock.sendall(b"cycle\n")
+            got = b""
+            while len(got) < len(reply):
+                chunk = sock.recv(100)
+                assert chunk, f"cycle {i}: the server closed before replying\n{server.log()}"
+                got += chunk
+            assert got == reply, f"cycle {i}: got {got!r}"
+    keeper.round_trip(b"after")
+    now = server.wait_for_resources(fds, threads, target.deadline(10))
+    growth = now[2] - rss
+    assert now[0] <= fds and now[1] <= threads, f"after 10000 cycles: {now}, baseline {(fds, threads, rss)}"
+    assert growth < 2048, f"resident memory grew by {growth} KiB over 10000 cycles"
+    keeper.close()
+    record(target, "connect/line/close cycles", 10000, "memory growth (KiB)", growth)
+
+
+@pytest.mark.builds("linux")  # RLIMIT_NOFILE is set for the server process alone
+def test_out_of_descriptors_neither_crashes_nor_spins(target, connections):
+    import resource
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+
+    server = Server(target, preexec=few_descriptors)
+    try:
+        opened = []
+        for _ in range(40):
+            sock = socket.create_connection((server.host, server.port))
+            opened.append(sock)
+        assert server.stderr.wait_for("Too many open files", 5), server.log()
+        cpu_before = server.cpu_seconds()
+        started = time.monotonic()
+        time.sleep(1)  # a fixed measuring window for CPU use, not a wait for readiness
+        cpu_used = server.cpu_seconds() - cpu_before
+        elapsed = time.monotonic() - started
+        assert cpu_used < 0.2 * elapsed, f"out of descriptors, the server used {cpu_used:.2f} s of CPU in {elapsed:.1f} s"
+        for sock in opened:
+            sock.close()
+        conn = server.connect()
+        connections.append(conn)
+        conn.round_trip(b"served again once descriptors are free")
+        record(target, "CPU while out of descriptors (s per s)", round(cpu_used / elapsed, 3))
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_at_random_moments_during_a_connect_burst_is_clean_20_times(target):
+    rng = random.Random(20261124)
+    clean = 0
+    for attempt in range(20):
+        server = Server(target)
+        stop = threading.Event()
+
+        def burst():
+            while not stop.is_set():
+                try:
+                    with socket.create_connection((server.host, server.port), timeout=2) as sock:
+                        sock.sendall(b"burst\n")
+                        sock.recv(100)
+                except OSError:
+                    pass  # refused or reset once the server has stopped listening: expected
+
+        workers = [threading.Thread(target=burst) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(rng.uniform(0.0, 0.2))  # the random moment is the point of this test
+        server.interrupt()
+        code = server.wait(target.deadline(5))
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+        server.stop()
+        assert code == 0, f"attempt {attempt + 1}: exit code {code} after Ctrl+C during a connect burst\n{server.log()}"
+        clean += 1
+    record(target, "Ctrl+C during a connect burst, clean exits", clean, "of", 20)
