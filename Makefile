@@ -8,6 +8,10 @@
 #   make check            the Check unit tests only
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
+#   make sanitize         Check tests and harness under ASan+UBSan, then TSan
+#   make fuzz             fuzz the line framer for FUZZ_SECONDS (default 60)
+#   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
+#   make docs             regenerate the diagrams (SVG) from docs/diagrams/*.dot
 #   make deps             install the build and test dependencies
 #   make format           apply .clang-format to every C file
 #   make clean            remove everything built
@@ -20,7 +24,10 @@ stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)":
 SELECTED := $(if $(LESSON),$(call stage_dir,$(LESSON)),$(STAGES))
 PYTHON = $(shell scripts/find-python)
 
-.PHONY: all run client test check windows diff deps format clean
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined
+
+.PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability docs
 
 all:
 	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage all || exit 1; done
@@ -52,6 +59,30 @@ test: check all
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
 	@echo "== pytest harness ($(PYTHON)): $(SELECTED)"
 	COURSE_STAGES="$(SELECTED)" $(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+sanitize: deps
+	@scripts/sanitize
+
+# libFuzzer with ASan+UBSan on final/'s framer, compared line by line with a reference.
+# New inputs go to build/fuzz-corpus, so the committed seeds stay as they are.
+fuzz: deps
+	@mkdir -p build/fuzz-corpus
+	@cp final/tests/fuzz-corpus/* build/fuzz-corpus/
+	clang $(FUZZ_FLAGS) -Ifinal -o build/fuzz_line_framer final/tests/fuzz_line_framer.c final/line_framer.c
+	@build/fuzz_line_framer build/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+	    -rss_limit_mb=1024 -print_final_stats=1 > build/fuzz.log 2>&1; \
+	    status=$$?; grep -E '^#[0-9]+[[:space:]]+DONE|^Done|stat::number_of_executed_units|ERROR|SUMMARY' build/fuzz.log; \
+	    echo "fuzz: exit status $$status (0: no crash, leak or hang)"; exit $$status
+
+reliability: all
+	@rm -rf build/figures.json build/sanitizers build/fuzz.log
+	@$(MAKE) -s sanitize fuzz windows
+	COURSE_STAGES=final $(PYTHON) -m pytest tests/test_reliability.py tests/test_protocol.py -q
+	$(PYTHON) scripts/reliability-report > docs/reliability.md
+	@echo "wrote docs/reliability.md"
+
+docs:
+	$(MAKE) -C docs
 
 diff:
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=01 TO=02" >&2; exit 2; }

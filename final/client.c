@@ -92,7 +92,7 @@ int main(int argc, char **argv)
             input[len++] = '\n'; /* the last line had no end; give it one */
             line_done = 1;
         }
-        if (net_send_all(server, input, len) != 0) {
+        if (net_send_all(server, input, len, -1) != 0) {
             fprintf(stderr, "client: the server went away\n");
             status = EXIT_RUNTIME;
             break;

@@ -113,19 +113,38 @@ int net_peer_address(socket_t sock, char *out, size_t out_len)
     return format_address((struct sockaddr *)&addr, addr_len, out, out_len);
 }
 
-int net_send_all(socket_t sock, const void *buf, size_t len)
+int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms)
 {
     const char *next = buf;
+    long long give_up_at = 0; /* set while the peer makes no room; 0: not waiting */
     while (len > 0) {
         long sent = sock_send(sock, next, len);
         if (sent < 0) {
-            if (sock_error_is_interrupt(sock_last_error()))
+            int code = sock_last_error();
+            if (sock_error_is_interrupt(code))
                 continue;
-            return -1;
+            if (!sock_error_is_would_block(code))
+                return -1;
+            /*
+             * The peer is not reading fast enough: give it wait_ms to make
+             * room, counted from the last byte that went out, so that a wait
+             * which wakes too early (Wine's does) cannot stretch the limit.
+             */
+            if (wait_ms == 0)
+                return NET_SEND_TIMED_OUT;
+            long long now = monotonic_ms();
+            if (give_up_at == 0)
+                give_up_at = now + wait_ms;
+            if (wait_ms > 0 && now >= give_up_at)
+                return NET_SEND_TIMED_OUT;
+            if (sock_wait_writable(sock, wait_ms < 0 ? -1 : (int)(give_up_at - now)) < 0)
+                return -1;
+            continue;
         }
         /* send() may take fewer bytes than offered: send the rest. */
         next += sent;
         len -= (size_t)sent;
+        give_up_at = 0;
     }
     return 0;
 }

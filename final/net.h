@@ -33,8 +33,16 @@ int net_local_address(socket_t sock, char *out, size_t out_len);
 /* Writes "host:port" for the remote peer of a connected socket; returns 0, or -1. */
 int net_peer_address(socket_t sock, char *out, size_t out_len);
 
-/* Sends all len bytes, going on after partial sends and interruptions. Returns 0, or -1. */
-int net_send_all(socket_t sock, const void *buf, size_t len);
+/* What net_send_all() returns when a non-blocking socket had no room for wait_ms. */
+#define NET_SEND_TIMED_OUT (-2)
+
+/*
+ * Sends all len bytes, going on after partial sends and interruptions. On a
+ * non-blocking socket whose send buffer is full, waits up to wait_ms for room
+ * each time (0: not at all, -1: for ever). Returns 0, -1 on a broken
+ * connection, or NET_SEND_TIMED_OUT.
+ */
+int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms);
 
 /* Receives up to len bytes, retrying interruptions. Returns bytes read, 0 at end of stream, or -1. */
 long net_recv(socket_t sock, void *buf, size_t len);

@@ -57,7 +57,7 @@ const char *sock_strerror(int code, char *buf, size_t len);
 /* True when the error code means "interrupted by a signal, just try again". */
 bool sock_error_is_interrupt(int code);
 
-/* True when the error code means "a non-blocking call found nothing to do yet" or "a send timed out". */
+/* True when the error code means "a non-blocking call found nothing to do yet". */
 bool sock_error_is_would_block(int code);
 
 /* Sends up to len bytes once; a vanished peer gives an error, never SIGPIPE. Returns bytes sent or -1. */
@@ -72,8 +72,9 @@ int sock_set_reuse_address(socket_t sock);
 /* Makes calls on the socket return at once instead of waiting (on = true), or wait again. */
 int sock_set_nonblocking(socket_t sock, bool on);
 
-/* Makes a send() that cannot proceed for timeout_ms fail instead of waiting forever. */
-int sock_set_send_timeout(socket_t sock, int timeout_ms);
+/* Waits until a send() on the socket can take bytes: 1, or 0 when timeout_ms passes first (-1: no limit); -1
+ * on error. */
+int sock_wait_writable(socket_t sock, int timeout_ms);
 
 /* True when the error code means the process or system ran out of descriptors or memory. */
 bool sock_error_is_out_of_resources(int code);

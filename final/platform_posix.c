@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,10 +85,15 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return fcntl(sock, F_SETFL, flags);
 }
 
-int sock_set_send_timeout(socket_t sock, int timeout_ms)
+int sock_wait_writable(socket_t sock, int timeout_ms)
 {
-    struct timeval limit = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    struct pollfd fd = {.fd = sock, .events = POLLOUT};
+    for (;;) {
+        int ready = poll(&fd, 1, timeout_ms);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        return ready < 0 ? -1 : ready;
+    }
 }
 
 bool sock_error_is_out_of_resources(int code)

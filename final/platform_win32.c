@@ -86,8 +86,7 @@ bool sock_error_is_interrupt(int code)
 
 bool sock_error_is_would_block(int code)
 {
-    /* A send past SO_SNDTIMEO fails with WSAETIMEDOUT here, with EAGAIN on POSIX. */
-    return code == WSAEWOULDBLOCK || code == WSAETIMEDOUT;
+    return code == WSAEWOULDBLOCK;
 }
 
 long sock_send(socket_t sock, const void *buf, size_t len)
@@ -123,11 +122,12 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
 }
 
-int sock_set_send_timeout(socket_t sock, int timeout_ms)
+int sock_wait_writable(socket_t sock, int timeout_ms)
 {
-    /* Winsock takes a DWORD of milliseconds where POSIX takes a struct timeval. */
-    DWORD limit = (DWORD)timeout_ms;
-    return setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, (const char *)&limit, sizeof limit) == 0 ? 0 : -1;
+    /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
+    WSAPOLLFD fd = {.fd = sock, .events = POLLWRNORM};
+    int ready = WSAPoll(&fd, 1, timeout_ms);
+    return ready == SOCKET_ERROR ? -1 : ready;
 }
 
 bool sock_error_is_out_of_resources(int code)

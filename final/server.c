@@ -35,7 +35,7 @@
 #define DEFAULT_MAX_CLIENTS    1024
 #define DEFAULT_IDLE_TIMEOUT_S 300 /* a client that sends nothing for this long is closed */
 #define DEFAULT_LINE_TIMEOUT_S 30  /* a line must be complete this long after its first byte */
-#define DEFAULT_SEND_TIMEOUT_S 10  /* a reply that cannot be sent for this long closes the client */
+#define DEFAULT_SEND_TIMEOUT_S 10  /* a reply that finds no room for this long closes the client */
 
 /* How long to stop accepting when the process is out of descriptors (as memcached does). */
 #define ACCEPT_PAUSE_MS 100
@@ -97,11 +97,18 @@ struct server {
 
 enum step { KEEP_SERVING, CLIENT_DONE, NOTHING_WAITING };
 
-/* Sends a one-line verdict and logs why the client is being closed. */
+/* How long a reply may wait for room, in milliseconds, as net_send_all() takes it. */
+static int send_wait_ms(const struct client *client)
+{
+    long seconds = client->server->limits.send_timeout_s;
+    return seconds == 0 ? -1 : (int)(seconds * 1000);
+}
+
+/* Sends a one-line verdict, without waiting for room, and logs why the client is being closed. */
 static void close_with(struct client *client, const char *verdict, size_t len, const char *why)
 {
     log_event(client->peer, "error: %s, closing", why);
-    net_send_all(client->sock, verdict, len);
+    net_send_all(client->sock, verdict, len, 0);
 }
 
 /* Receives once and answers every complete line. NOTHING_WAITING: a non-blocking socket had nothing. */
@@ -124,11 +131,11 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
         if (len == 4 && memcmp(line, "exit", 4) == 0)
             return CLIENT_DONE; /* whatever came after "exit" is not answered */
         /* One send() per reply: never split a reply into pieces the client sees apart. */
-        if (net_send_all(sock, reply, sizeof reply - 1) != 0) {
-            if (sock_error_is_would_block(sock_last_error()))
-                log_event(client->peer, "error: not reading its replies, closing");
+        int sent = net_send_all(sock, reply, sizeof reply - 1, send_wait_ms(client));
+        if (sent == NET_SEND_TIMED_OUT)
+            log_event(client->peer, "error: not reading its replies, closing");
+        if (sent != 0)
             return CLIENT_DONE;
-        }
         client->lines_answered++;
     }
     if (status == FRAMER_TOO_LONG) {
@@ -143,8 +150,7 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
 /* The server is stopping: answer what the client had already sent, then tell it so. */
 static void say_goodbye(struct client *client, struct line_framer *framer)
 {
-    /* Non-blocking: read only what has arrived, and never wait on a client that does not read. */
-    sock_set_nonblocking(client->sock, true);
+    /* Read only what has arrived (the socket is non-blocking), answer it, then say goodbye. */
     for (int i = 0; i < GOODBYE_MAX_READS; i++) {
         enum step step = receive_and_answer(client, framer);
         if (step == CLIENT_DONE)
@@ -152,7 +158,7 @@ static void say_goodbye(struct client *client, struct line_framer *framer)
         if (step == NOTHING_WAITING)
             break;
     }
-    net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1);
+    net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, 0);
 }
 
 /* The earlier of two deadlines, where 0 means "none". */
@@ -259,8 +265,7 @@ static void join_clients(struct server *server, bool all)
 static void refuse(socket_t sock, const char *peer, const char *verdict, size_t len, const char *why)
 {
     log_event(peer, "error: %s, refusing", why);
-    sock_set_nonblocking(sock, true);
-    net_send_all(sock, verdict, len);
+    net_send_all(sock, verdict, len, 0);
     sock_close(sock);
 }
 
@@ -281,8 +286,12 @@ static void accept_client(socket_t listener, struct server *server)
             wait_for_stop(ACCEPT_PAUSE_MS);
         return;
     }
-    /* Windows hands out accepted sockets non-blocking like their listener; make sure. */
-    sock_set_nonblocking(sock, false);
+    /*
+     * Non-blocking, like the listener (Windows does it on its own, Linux does
+     * not): every read follows a wait, and every send that finds no room
+     * waits at most --send-timeout, so no client can pin its thread for ever.
+     */
+    sock_set_nonblocking(sock, true);
     char peer[NET_ADDR_TEXT] = "?";
     net_peer_address(sock, peer, sizeof peer);
 
@@ -303,8 +312,6 @@ static void accept_client(socket_t listener, struct server *server)
     client->sock = sock;
     client->server = server;
     snprintf(client->peer, sizeof client->peer, "%s", peer);
-    if (server->limits.send_timeout_s > 0)
-        sock_set_send_timeout(sock, (int)server->limits.send_timeout_s * 1000);
     log_event(client->peer, "connected");
 
     /* Link it in before its thread starts, so that the thread finds the list ready. */

@@ -10,6 +10,7 @@ Environment:
   COURSE_STAGES   the stage directories to test (make test LESSON=02 sets it)
   COURSE_BUILDS   "linux wine" (default) or just one of them
   CI              when set, missing Wine is an error instead of a skip
+  COURSE_SANITIZER  set by scripts/sanitize: the programs are sanitizer builds, so deadlines stretch
 """
 
 import os
@@ -50,6 +51,9 @@ def wine_unavailable(stages):
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(feature): run only on stages whose stage.ini has feature = yes")
     config.addinivalue_line("markers", "needs_not(feature): run only on stages whose stage.ini has feature = no")
+    config.addinivalue_line(
+        "markers", "measures_resources: asserts memory, CPU or latency bounds (left out of sanitizer runs)"
+    )
     config.addinivalue_line("markers", "builds(*names): run only on these builds, e.g. builds('linux') for POSIX signals")
     stages = selected_stages()
     builds = os.environ.get("COURSE_BUILDS", "linux wine").split()

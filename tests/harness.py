@@ -24,8 +24,10 @@ TOO_LONG_REPLY = b"ERR line too long\n"
 SHUTDOWN_NOTICE = b"server shutting down\n"
 LISTENING = re.compile(r"^listening on (\S+):(\d+)\r?$")
 
-# Wine starts programs more slowly than Linux does; every deadline scales.
+# Wine starts programs more slowly than Linux does, and sanitizer builds run
+# several times slower than plain ones: every deadline scales.
 SLOWDOWN = {"linux": 1.0, "wine": 4.0}
+SANITIZER_SLOWDOWN = 5.0 if os.environ.get("COURSE_SANITIZER") else 1.0
 
 
 def show(data):
@@ -97,7 +99,7 @@ class Target:
         return env
 
     def deadline(self, seconds):
-        return seconds * SLOWDOWN[self.build]
+        return seconds * SLOWDOWN[self.build] * SANITIZER_SLOWDOWN
 
     def run(self, program, *args, input=b"", timeout=10):
         """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n"."""
@@ -221,8 +223,8 @@ class Server:
         self.stdout.thread.join(5)
         self.stderr.thread.join(5)
 
-    def connect(self):
-        return Connection(self)
+    def connect(self, **options):
+        return Connection(self, **options)
 
     def resources(self):
         """(open descriptors, threads, resident KiB) of the server process, read from /proc."""
@@ -252,13 +254,18 @@ class Server:
 class Connection:
     """One client socket to a Server, whose failures say what was sent, expected and received."""
 
-    def __init__(self, server, timeout=5):
+    def __init__(self, server, timeout=5, receive_buffer=None):
+        """receive_buffer: a small SO_RCVBUF makes a client that does not read fill up quickly."""
         self.server = server
         self.timeout = server.target.deadline(timeout)
         self.sent = b""
         self.received = b""
         try:
-            self.sock = socket.create_connection((server.host, server.port), timeout=self.timeout)
+            self.sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET)
+            if receive_buffer:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect((server.host, server.port))
         except OSError as error:
             self.fail("connect", f"could not connect: {error}")
         # Small sends must leave at once, one segment each, for the chunking tests.

@@ -104,7 +104,11 @@ def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(shared
     bystander.round_trip(b"undisturbed")
 
 
+@pytest.mark.measures_resources
 def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, connections, target):
+    warm_up = server.connect()  # the first client thread's own set-up is not what this measures
+    connections.append(warm_up)
+    warm_up.round_trip(b"warm up")
     _, _, rss_before = server.resources()
     conn = server.connect()
     connections.append(conn)
@@ -115,7 +119,7 @@ def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, 
     conn.expect(TOO_LONG_REPLY)
     _, _, rss_after = server.resources()
     growth = rss_after - rss_before
-    assert growth < 1024, f"the server grew by {growth} KiB while refusing a 1 MiB line"
+    assert growth < 1024, f"the server grew by {growth} KiB ({rss_before} -> {rss_after}) refusing a 1 MiB line"
     server.connect().round_trip(b"still serving")
     record(target, "server growth during a 1 MiB line (KiB)", growth)
 
@@ -152,8 +156,9 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
     record(target, "connections reset by the peer", 1000)
 
 
+@pytest.mark.measures_resources
 def test_client_that_never_reads_does_not_slow_the_others(server, connections, target):
-    hog = server.connect()
+    hog = server.connect(receive_buffer=4096)
     connections.append(hog)
     hog.sock.setblocking(False)
     try:
@@ -241,6 +246,57 @@ def test_client_over_the_limit_is_refused_at_once_and_served_when_a_slot_frees(s
     record(target, "clients refused at --max-clients 3", 1, accumulate=True)
 
 
+# Linux only: under Wine a non-blocking send() never reports WSAEWOULDBLOCK (Wine queues the bytes
+# itself without limit), so no Windows program can see that its client stopped reading. Real
+# Windows does report it, and net_send_all() is the same code there.
+@pytest.mark.builds("linux")
+def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, connections, target):
+    server = start_server("--send-timeout", "1")
+    hog = server.connect(receive_buffer=4096)
+    connections.append(hog)
+    hog.round_trip(b"then I stop reading")
+    hog.sock.setblocking(False)
+    sent = 0
+    try:
+        while sent < (64 << 20):
+            sent += hog.sock.send(b"x\n" * 32768)
+    except BlockingIOError:
+        pass  # full: the server's thread for it now waits in send()
+    pattern = r"error: not reading its replies, closing$"
+    found = server.stderr.wait_for(pattern, target.deadline(5))
+    assert found, f"no log line matching {pattern!r} within the send timeout\n{server.log()}"
+    other = server.connect()
+    connections.append(other)
+    other.round_trip(b"the others are still served")
+    record(target, "bytes a non-reading client pushed before its close", sent)
+
+
+@pytest.mark.builds("linux")  # RLIMIT_AS is set for the server process alone
+def test_thread_start_failure_refuses_that_client_and_keeps_serving(target, connections):
+    import resource
+
+    def small_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (48 << 20, 48 << 20))  # room for only a few thread stacks
+
+    server = Server(target, preexec=small_address_space)
+    try:
+        served, verdict = [], b""
+        for _ in range(2000):
+            conn = server.connect()
+            connections.append(conn)
+            conn.send(b"hello\n")
+            verdict = conn.sock.recv(100)
+            if verdict != target.stage.reply(b"x"):
+                break
+            served.append(conn)
+        assert verdict == b"ERR server busy\n", f"after {len(served)} clients got {verdict!r}\n{server.log()}"
+        for conn in served:
+            conn.round_trip(b"still served")
+        record(target, "clients served before a thread could not start", len(served))
+    finally:
+        server.stop()
+
+
 def drive_clients(server, clients, lines, timeout):
     """clients connections, each sending `lines` lines at once; returns replies received in all."""
     selector = selectors.DefaultSelector()
@@ -280,6 +336,7 @@ def test_thousand_clients_times_hundred_lines_lose_nothing(server, target):
     record(target, "lines from 1000 concurrent clients", 100000, "replies", answered)
 
 
+@pytest.mark.measures_resources
 def test_ten_thousand_connect_line_close_cycles_return_to_baseline(server, target):
     keeper = server.connect()
     keeper.round_trip(b"baseline")
@@ -303,6 +360,7 @@ def test_ten_thousand_connect_line_close_cycles_return_to_baseline(server, targe
     record(target, "connect/line/close cycles", 10000, "memory growth (KiB)", growth)
 
 
+@pytest.mark.measures_resources
 @pytest.mark.builds("linux")  # RLIMIT_NOFILE is set for the server process alone
 def test_out_of_descriptors_neither_crashes_nor_spins(target, connections):
     import resource

@@ -99,7 +99,7 @@ def fill_until_server_stops_reading(client, limit=64 << 20):
 
 @pytest.mark.needs("graceful_shutdown")
 def test_second_ctrl_c_exits_at_once_with_code_130(server, connections, target):
-    client = server.connect()
+    client = server.connect(receive_buffer=4096)
     connections.append(client)
     client.round_trip(b"ready")
     fill_until_server_stops_reading(client)
