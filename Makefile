@@ -31,6 +31,7 @@ FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,un
 
 all:
 	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage all || exit 1; done
+	@$(MAKE) -s -C tools
 
 run:
 	@$(MAKE) -s -C final all
@@ -94,4 +95,5 @@ format:
 
 clean:
 	@for stage in $(STAGES); do $(MAKE) -s -C $$stage clean; done
+	@$(MAKE) -s -C tools clean
 	rm -rf build

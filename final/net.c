@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How many connections may wait for accept(); the kernel may cap it. */
-#define LISTEN_BACKLOG 128
+/*
+ * How many connections may wait for accept(). A burst of clients larger
+ * than this has its handshakes dropped and retried a second later, so ask
+ * for the system's maximum (SOMAXCONN; Linux caps it at net.core.somaxconn).
+ */
+#define LISTEN_BACKLOG SOMAXCONN
 
 /* Formats the reason for the last failed socket call as "what: why". */
 static void fail(char *err, size_t err_len, const char *what)

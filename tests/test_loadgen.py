@@ -1,0 +1,44 @@
+"""tools/loadgen on a tiny load, so that `make bench`'s instrument keeps working."""
+
+import re
+import subprocess
+
+import pytest
+
+from harness import COURSE_ROOT
+
+LOADGEN = COURSE_ROOT / "tools" / "loadgen"
+
+
+def result(output):
+    """The RESULT line as a dict of numbers."""
+    line = next((line for line in output.splitlines() if line.startswith("RESULT ")), None)
+    assert line, f"no RESULT line in loadgen's output:\n{output}"
+    return {key: float(value) for key, value in re.findall(r"(\w+)=([\d.]+)", line)}
+
+
+@pytest.mark.builds("linux")
+def test_loadgen_counts_every_reply_of_a_closed_loop(server):
+    done = subprocess.run(
+        [str(LOADGEN), "--port", str(server.port), "--connections", "5", "--requests", "20"],
+        capture_output=True, text=True, timeout=30,
+    )
+    numbers = result(done.stdout)
+    assert done.returncode == 0, f"loadgen exited {done.returncode}\n{done.stdout}{done.stderr}"
+    assert numbers["connections"] == 5 and numbers["lines_sent"] == 100 and numbers["replies"] == 100
+    assert numbers["errors"] == 0 and numbers["p50_us"] <= numbers["p99_us"] <= numbers["max_us"]
+
+
+@pytest.mark.builds("linux")
+def test_loadgen_holds_idle_connections_and_says_so(server):
+    done = subprocess.run(
+        [str(LOADGEN), "--port", str(server.port), "--connections", "3", "--idle", "0"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert "holding 3 connections" in done.stdout, done.stdout + done.stderr
+    assert result(done.stdout)["connections"] == 3 and done.returncode == 0
+
+
+def test_loadgen_refuses_a_bad_number():
+    done = subprocess.run([str(LOADGEN), "--connections", "lots"], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "invalid number 'lots'" in done.stderr, done.stderr

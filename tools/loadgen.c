@@ -1,0 +1,278 @@
+/*
+ * loadgen.c - a load generator for any line protocol, and a lesson in
+ * writing one client that juggles many connections.
+ *
+ * It opens C connections to HOST:PORT. In the closed-loop mode each
+ * connection sends a line, waits for one reply line (whatever its text),
+ * records how long that took, and repeats N times. In the idle mode it only
+ * holds C connections open for a while. Either way it reports connections,
+ * lines sent, replies, errors, connect time, lines per second and latency
+ * (p50, p99, max in microseconds) as one line for people and one
+ * "RESULT key=value ..." line for scripts.
+ *
+ * Where the course's servers use a thread per client, this uses one thread
+ * and poll(): each connection is a small state record, and the loop asks
+ * the kernel which of them can make progress. docs/benchmarks.md explains
+ * why that scales further.
+ *
+ * Run:  make -C tools && tools/loadgen --port 9090 --connections 100 --requests 1000
+ *       tools/loadgen --port 6379 --line PING        (a Redis server: +PONG is one line)
+ *       tools/loadgen --port 9090 --connections 1000 --idle 5
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: loadgen [--host HOST] [--port PORT] [--connections C] [--requests N] [--line TEXT]\n"
+    "               [--idle SECONDS] [--timeout SECONDS]\n"
+    "  --connections C  connections to open (default 1)\n"
+    "  --requests N     lines each connection sends, one at a time (default 1000)\n"
+    "  --line TEXT      the line to send (default \"hello\"); any reply line counts\n"
+    "  --idle SECONDS   only hold the connections open this long, sending nothing\n"
+    "  --timeout SECS   give up on replies after this long (default 60)\n";
+
+/* One connection: where it stands in its request/reply loop. */
+struct conn {
+    int fd;
+    long remaining;     /* requests still to send after the one in flight */
+    int64_t sent_at_us; /* when the request in flight left */
+};
+
+struct stats {
+    long connections, sent, replies, errors;
+    double connect_ms, seconds;
+    uint32_t *latencies_us; /* one per reply */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+static _Noreturn void usage_error(const char *message, const char *value)
+{
+    fprintf(stderr, "loadgen: %s '%s'\n%s", message, value, usage_text);
+    exit(2);
+}
+
+static long parse_count(const char *text, long min, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || errno != 0 || *end != '\0' || value < min || value > max)
+        usage_error("invalid number", text);
+    return value;
+}
+
+/* As many open files as the hard limit allows: one per connection. */
+static void raise_file_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+/* Connects one socket; returns it, or -1. Blocking: connecting is not what is measured per line. */
+static int connect_to(const struct addrinfo *address)
+{
+    int fd = socket(address->ai_family, address->ai_socktype, address->ai_protocol);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
+        close(fd);
+        return -1;
+    }
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); /* one small line, one segment, now */
+    return fd;
+}
+
+static int send_line(struct conn *c, const char *line, size_t len)
+{
+    c->sent_at_us = now_us();
+    return send(c->fd, line, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+/* The closed loop: every connection has one request in flight until it has sent them all. */
+static void run_requests(struct conn *conns, struct pollfd *fds, long count, const char *line, size_t len,
+                         int timeout_s, struct stats *stats)
+{
+    long active = 0;
+    for (long i = 0; i < count; i++) {
+        fds[i].fd = conns[i].fd;
+        fds[i].events = POLLIN;
+        if (send_line(&conns[i], line, len) != 0) {
+            stats->errors++;
+            fds[i].fd = -1; /* poll() skips negative descriptors */
+            continue;
+        }
+        stats->sent++;
+        active++;
+    }
+
+    char buf[4096];
+    int64_t give_up = now_us() + (int64_t)timeout_s * 1000000;
+    while (active > 0 && now_us() < give_up) {
+        int ready = poll(fds, (nfds_t)count, 1000);
+        if (ready < 0 && errno != EINTR)
+            break;
+        for (long i = 0; i < count && ready > 0; i++) {
+            if (fds[i].fd < 0 || fds[i].revents == 0)
+                continue;
+            ready--;
+            ssize_t got = recv(fds[i].fd, buf, sizeof buf, 0);
+            if (got <= 0) {
+                stats->errors++; /* the server closed or reset a connection mid-loop */
+                fds[i].fd = -1;
+                active--;
+                continue;
+            }
+            /* A reply is one line: one request in flight, so one '\n' ends it. */
+            if (memchr(buf, '\n', (size_t)got) == NULL)
+                continue;
+            stats->latencies_us[stats->replies++] = (uint32_t)(now_us() - conns[i].sent_at_us);
+            if (conns[i].remaining == 0) {
+                fds[i].fd = -1;
+                active--;
+            } else if (send_line(&conns[i], line, len) == 0) {
+                conns[i].remaining--;
+                stats->sent++;
+            } else {
+                stats->errors++;
+                fds[i].fd = -1;
+                active--;
+            }
+        }
+    }
+    stats->errors += active; /* still waiting when time ran out */
+}
+
+static int by_value(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint32_t percentile(const uint32_t *sorted, long count, double p)
+{
+    if (count == 0)
+        return 0;
+    long index = (long)(p * (double)(count - 1) + 0.5);
+    return sorted[index];
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1", *port = "9090", *text = "hello";
+    long count = 1, requests = 1000, idle_s = -1, timeout_s = 60;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc)
+            usage_error("missing value or unknown argument", arg);
+        const char *value = argv[++i];
+        if (strcmp(arg, "--host") == 0)
+            host = value;
+        else if (strcmp(arg, "--port") == 0)
+            port = value;
+        else if (strcmp(arg, "--line") == 0)
+            text = value;
+        else if (strcmp(arg, "--connections") == 0)
+            count = parse_count(value, 1, 1000000);
+        else if (strcmp(arg, "--requests") == 0)
+            requests = parse_count(value, 1, 1000000000);
+        else if (strcmp(arg, "--idle") == 0)
+            idle_s = parse_count(value, 0, 86400);
+        else if (strcmp(arg, "--timeout") == 0)
+            timeout_s = parse_count(value, 1, 86400);
+        else
+            usage_error("unknown argument", arg);
+    }
+    raise_file_limit();
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *address = NULL;
+    int rc = getaddrinfo(host, port, &hints, &address);
+    if (rc != 0) {
+        fprintf(stderr, "loadgen: cannot resolve %s: %s\n", host, gai_strerror(rc));
+        return 1;
+    }
+
+    size_t len = strlen(text) + 1;
+    char *line = malloc(len + 1);
+    struct conn *conns = calloc((size_t)count, sizeof *conns);
+    struct pollfd *fds = calloc((size_t)count, sizeof *fds);
+    struct stats stats = {0};
+    long max_replies = idle_s >= 0 ? 1 : count * requests;
+    stats.latencies_us = malloc((size_t)max_replies * sizeof *stats.latencies_us);
+    if (line == NULL || conns == NULL || fds == NULL || stats.latencies_us == NULL) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        return 1;
+    }
+    snprintf(line, len + 1, "%s\n", text);
+
+    int64_t start = now_us();
+    long opened = 0;
+    for (long i = 0; i < count; i++) {
+        conns[opened].fd = connect_to(address);
+        conns[opened].remaining = requests - 1;
+        if (conns[opened].fd < 0)
+            stats.errors++;
+        else
+            opened++;
+    }
+    stats.connections = opened;
+    stats.connect_ms = (double)(now_us() - start) / 1000.0;
+
+    if (idle_s >= 0) {
+        /* Scripts wait for this line before measuring the server. */
+        printf("holding %ld connections\n", opened);
+        fflush(stdout);
+        sleep((unsigned)idle_s); /* holding is the job here: nothing to wait for */
+    } else {
+        start = now_us();
+        run_requests(conns, fds, opened, line, len, (int)timeout_s, &stats);
+        stats.seconds = (double)(now_us() - start) / 1e6;
+    }
+    for (long i = 0; i < opened; i++)
+        close(conns[i].fd);
+
+    qsort(stats.latencies_us, (size_t)stats.replies, sizeof *stats.latencies_us, by_value);
+    uint32_t p50 = percentile(stats.latencies_us, stats.replies, 0.50);
+    uint32_t p99 = percentile(stats.latencies_us, stats.replies, 0.99);
+    uint32_t max = stats.replies ? stats.latencies_us[stats.replies - 1] : 0;
+    double rate = stats.seconds > 0 ? (double)stats.replies / stats.seconds : 0;
+    printf("%ld connections, %ld lines sent, %ld replies, %ld errors; connect %.1f ms; %.0f lines/s; "
+           "latency p50 %u us, p99 %u us, max %u us\n",
+           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, p50, p99, max);
+    printf("RESULT connections=%ld lines_sent=%ld replies=%ld errors=%ld connect_ms=%.1f lines_per_sec=%.0f "
+           "p50_us=%u p99_us=%u max_us=%u\n",
+           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, p50, p99, max);
+
+    freeaddrinfo(address);
+    free(line);
+    free(conns);
+    free(fds);
+    free(stats.latencies_us);
+    return stats.errors == 0 ? 0 : 1;
+}
