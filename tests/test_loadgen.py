@@ -18,19 +18,21 @@ def result(output):
 
 
 @pytest.mark.builds("linux")
-def test_loadgen_counts_every_reply_of_a_closed_loop(server):
+def test_loadgen_counts_every_reply_of_a_closed_loop(server, target):
+    clients = 5 if target.stage.concurrent else 1  # lesson 01 serves one client at a time
     done = subprocess.run(
-        [str(LOADGEN), "--port", str(server.port), "--connections", "5", "--requests", "20"],
+        [str(LOADGEN), "--port", str(server.port), "--connections", str(clients), "--requests", "20"],
         capture_output=True, text=True, timeout=30,
     )
     numbers = result(done.stdout)
     assert done.returncode == 0, f"loadgen exited {done.returncode}\n{done.stdout}{done.stderr}"
-    assert numbers["connections"] == 5 and numbers["lines_sent"] == 100 and numbers["replies"] == 100
+    assert numbers["connections"] == clients and numbers["lines_sent"] == numbers["replies"] == 20 * clients
     assert numbers["errors"] == 0 and numbers["p50_us"] <= numbers["p99_us"] <= numbers["max_us"]
 
 
 @pytest.mark.builds("linux")
 def test_loadgen_holds_idle_connections_and_says_so(server):
+    # Connections wait in the backlog when lesson 01 is busy: holding needs no reply.
     done = subprocess.run(
         [str(LOADGEN), "--port", str(server.port), "--connections", "3", "--idle", "0"],
         capture_output=True, text=True, timeout=30,
