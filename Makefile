@@ -5,12 +5,18 @@
 #   make client           start the final client (in a second terminal)
 #   make test             install what is missing, then every test of every stage
 #   make test LESSON=02   one stage: 01, 02, 03 or final
+#     IMPL=work/02-threads    ...test your own copy of that stage (see make start)
+#     SERVER=prog CLIENT=prog ...test any programs, written in any language
+#     ONLY=1                  ...only the tests of what that stage adds
+#   make start LESSON=02  copy a stage into work/ with its new parts left as TODOs for you
+#   make progress         one line per stage: tests passed, and the first failing one
 #   make check            the Check unit tests only
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
 #   make sanitize         Check tests and harness under ASan+UBSan, then TSan
 #   make fuzz             fuzz the line framer for FUZZ_SECONDS (default 60)
 #   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
+#   make bench            measure every stage (and Redis); writes docs/benchmarks.md and .png
 #   make docs             regenerate the diagrams (SVG) from docs/diagrams/*.dot
 #   make deps             install the build and test dependencies
 #   make format           apply .clang-format to every C file
@@ -24,10 +30,22 @@ stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)":
 SELECTED := $(if $(LESSON),$(call stage_dir,$(LESSON)),$(STAGES))
 PYTHON = $(shell scripts/find-python)
 
+# Testing your own code: IMPL is a copy of one stage (its Check tests and programs
+# are used); SERVER and CLIENT are programs of any kind (only the harness runs).
+ifneq ($(IMPL)$(SERVER)$(CLIENT),)
+ifeq ($(LESSON),)
+$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03 or final: the stage whose tests to run)
+endif
+endif
+BUILT := $(if $(IMPL),$(IMPL),$(if $(SERVER)$(CLIENT),,$(SELECTED)))
+HARNESS_ENV := COURSE_STAGES="$(SELECTED)" COURSE_ONLY_NEW=$(ONLY) \
+    COURSE_IMPL=$(if $(IMPL),$(abspath $(IMPL))) COURSE_SERVER=$(if $(SERVER),$(abspath $(SERVER))) \
+    COURSE_CLIENT=$(if $(CLIENT),$(abspath $(CLIENT)))
+
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined
 
-.PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability docs
+.PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability bench docs start progress
 
 all:
 	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage all || exit 1; done
@@ -48,18 +66,28 @@ windows:
 	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage windows || exit 1; done
 
 check: deps
-	@for stage in $(SELECTED); do \
+	@for stage in $(BUILT); do \
 	    echo "== Check unit tests: $$stage"; \
 	    $(MAKE) -s -C $$stage check || exit 1; \
 	done
 
 # The harness runs the Linux programs, and the Windows ones under Wine when
-# MinGW-w64 and Wine are installed (tests/README.md says how it decides).
-test: check all
-	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then $(MAKE) -s windows; fi
+# MinGW-w64 and Wine are installed (tests/conftest.py says how it decides).
+test: check
+	@for stage in $(BUILT); do $(MAKE) -s -C $$stage all || exit 1; done
+	@$(MAKE) -s -C tools
+	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then \
+	    for stage in $(BUILT); do $(MAKE) -s -C $$stage windows || exit 1; done; fi
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
-	@echo "== pytest harness ($(PYTHON)): $(SELECTED)"
-	COURSE_STAGES="$(SELECTED)" $(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	@echo "== pytest harness ($(PYTHON)): $(SELECTED)$(if $(IMPL), as implemented in $(IMPL))"
+	$(HARNESS_ENV) $(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+start:
+	@test -n "$(LESSON)" || { echo "usage: make start LESSON=02" >&2; exit 2; }
+	@scripts/start-stage $(SELECTED) work/$(notdir $(SELECTED))
+
+progress: all
+	@$(PYTHON) scripts/progress
 
 sanitize: deps
 	@scripts/sanitize
@@ -81,6 +109,10 @@ reliability: all
 	COURSE_STAGES=final $(PYTHON) -m pytest tests/test_reliability.py tests/test_protocol.py -q
 	$(PYTHON) scripts/reliability-report > docs/reliability.md
 	@echo "wrote docs/reliability.md"
+
+bench:
+	@EXTRA_PACKAGES="gnuplot-nox redis-server" scripts/install-deps
+	scripts/bench
 
 docs:
 	$(MAKE) -C docs

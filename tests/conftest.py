@@ -11,6 +11,9 @@ Environment:
   COURSE_BUILDS   "linux wine" (default) or just one of them
   CI              when set, missing Wine is an error instead of a skip
   COURSE_SANITIZER  set by scripts/sanitize: the programs are sanitizer builds, so deadlines stretch
+  COURSE_IMPL     a student's copy of the stage (make test IMPL=...): its programs are tested
+  COURSE_SERVER, COURSE_CLIENT  any server and client program (make test SERVER=... CLIENT=...)
+  COURSE_ONLY_NEW when 1, only the tests of what the stage adds (make test ONLY=1)
 """
 
 import os
@@ -57,6 +60,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "builds(*names): run only on these builds, e.g. builds('linux') for POSIX signals")
     stages = selected_stages()
     builds = os.environ.get("COURSE_BUILDS", "linux wine").split()
+    if os.environ.get("COURSE_SERVER") or os.environ.get("COURSE_CLIENT"):
+        builds = [build for build in builds if build == "linux"]  # a program of yours runs as it is
     config.course_stages = stages
     config.course_wine_skip = None
     if "wine" in builds:
@@ -94,6 +99,14 @@ def wants(item_or_function, stage):
     return True
 
 
+def is_new_in(item_or_function, stage):
+    """Whether a test checks something this stage adds (its needs markers name a key in stage.new)."""
+    needs = {mark.args[0] for mark in item_or_function.iter_markers("needs")}
+    if not needs:
+        return "basics" in stage.new
+    return bool(needs & set(stage.new))
+
+
 def wants_build(item_or_function, build):
     """Whether a test's builds marker allows this build."""
     return all(build in mark.args for mark in item_or_function.iter_markers("builds"))
@@ -109,6 +122,7 @@ def pytest_generate_tests(metafunc):
         if wants(metafunc.definition, stage)
         for build in config.course_builds
         if wants_build(metafunc.definition, build)
+        if not os.environ.get("COURSE_ONLY_NEW") or is_new_in(metafunc.definition, stage)
     ]
     metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="module")
 

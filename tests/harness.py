@@ -50,6 +50,8 @@ class Stage:
     graceful_shutdown: bool
     timestamped_log: bool
     limits: bool
+    new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
+    programs: Path = None  # where server and client are: the stage itself, or a student's copy (IMPL)
 
     @property
     def name(self):
@@ -67,6 +69,8 @@ class Stage:
             graceful_shutdown=section.getboolean("graceful_shutdown"),
             timestamped_log=section.getboolean("timestamped_log"),
             limits=section.getboolean("limits"),
+            new=tuple(section.get("new", "").split()),
+            programs=Path(os.environ["COURSE_IMPL"]).resolve() if os.environ.get("COURSE_IMPL") else path,
         )
 
     def reply(self, line):
@@ -89,9 +93,11 @@ class Target:
         return f"{self.stage.name}-{self.build}"
 
     def command(self, program, *args):
+        """The command line of "server" or "client"; SERVER= and CLIENT= put any program in their place."""
         if self.build == "wine":
-            return ["wine", str(self.stage.path / f"{program}.exe"), *args]
-        return [str(self.stage.path / program), *args]
+            return ["wine", str(self.stage.programs / f"{program}.exe"), *args]
+        chosen = os.environ.get(f"COURSE_{program.upper()}")
+        return [chosen if chosen else str(self.stage.programs / program), *args]
 
     def env(self):
         env = dict(os.environ)
