@@ -73,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const uint8_t *ref_line;
             size_t ref_len;
             ref_status = reference_line(data, fed, &expected, &ref_line, &ref_len);
-            if (ref_status != FRAMER_LINE || ref_len != len || memcmp(ref_line, line, len) != 0 || line[len] != '\0')
+            if (ref_status != FRAMER_LINE || ref_len != len || memcmp(ref_line, line, len) != 0 ||
+                line[len] != '\0')
                 abort(); /* the framer and the reference disagree on a line */
         }
         if (status == FRAMER_TOO_LONG) {
