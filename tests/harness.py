@@ -285,6 +285,8 @@ class Connection:
         message.append(f"received so far:  {show(self.received)}")
         if hint:
             message.append(f"hint: {hint}")
+        stage = self.server.target.stage.path.relative_to(COURSE_ROOT)
+        message.append(f"reread: {stage}/README.md (what this stage adds) and docs/protocol.md (the exact bytes)")
         message.append(self.server.log())
         raise AssertionError("\n".join(message))
 

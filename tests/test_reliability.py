@@ -138,14 +138,19 @@ def test_hostile_bytes_are_answered_and_never_crash(shared_server, connections, 
 
 
 def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
+    """Peers that reset mid-conversation: the server neither dies of SIGPIPE nor leaks."""
     baseline_conn = server.connect()
     baseline_conn.round_trip(b"baseline")
     fds, threads, _ = server.resources()
-    for _ in range(1000):
+    for i in range(1000):
         sock = socket.create_connection((server.host, server.port))
-        sock.sendall(b"half a li")
-        # SO_LINGER with a zero timeout: close() sends a reset instead of a FIN.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Whole lines, so that the server writes replies to a peer that is gone.
+        sock.sendall(b"line\n" * 100 + b"half a li")
+        if i % 2 == 0:
+            # SO_LINGER with a zero timeout: close() sends a reset instead of a FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Otherwise a plain close with replies unread: the server's next write meets EPIPE,
+        # which raises SIGPIPE and kills a server that does not use MSG_NOSIGNAL.
         sock.close()
     baseline_conn.round_trip(b"alive")
     now = server.wait_for_resources(fds, threads, target.deadline(10))
@@ -175,7 +180,7 @@ def test_client_that_never_reads_does_not_slow_the_others(server, connections, t
         latencies.append(time.perf_counter() - started)
     latencies.sort()
     p99_ms = latencies[int(len(latencies) * 0.99)] * 1000
-    limit_ms = 10 * (1 if target.build == "linux" else 3)
+    limit_ms = 10
     assert p99_ms < limit_ms, f"with a non-reading client connected, another client's p99 was {p99_ms:.2f} ms"
     record(target, "p99 beside a non-reading client (ms)", round(p99_ms, 3))
 
