@@ -57,6 +57,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "measures_resources: asserts memory, CPU or latency bounds (left out of sanitizer runs)"
     )
+    config.addinivalue_line(
+        "markers", "plain_build_only: sets process limits that sanitizer runtimes cannot start under"
+    )
     config.addinivalue_line("markers", "builds(*names): run only on these builds, e.g. builds('linux') for POSIX signals")
     stages = selected_stages()
     builds = os.environ.get("COURSE_BUILDS", "linux wine").split()

@@ -277,6 +277,7 @@ def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, con
 
 
 @pytest.mark.builds("linux")  # RLIMIT_AS is set for the server process alone
+@pytest.mark.plain_build_only  # sanitizer runtimes reserve more address space than this cap allows
 def test_thread_start_failure_refuses_that_client_and_keeps_serving(target, connections):
     import resource
 
