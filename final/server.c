@@ -48,6 +48,7 @@ static const char usage_format[] =
     "usage: server [--host HOST] [--port PORT] [LIMITS]\n"
     "  --host HOST          address to listen on (default %s)\n"
     "  --port PORT          port to listen on, 0 for any free port (default %s)\n"
+    "  --max-line BYTES     longest line accepted; longer get 'ERR line too long' (default and most %d)\n"
     "  --max-clients N      clients served at once; more get 'ERR server full' (default %d)\n"
     "  --idle-timeout SECS  close a client silent this long, 0 for never (default %d)\n"
     "  --line-timeout SECS  close a client whose line takes longer, 0 for never (default %d)\n"
@@ -64,6 +65,7 @@ static const char busy_reply[] = "ERR server busy\n";
 static const char shutdown_notice[] = "server shutting down\n";
 
 struct limits {
+    long max_line;
     long max_clients;
     long idle_timeout_s;
     long line_timeout_s;
@@ -140,7 +142,7 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
     }
     if (status == FRAMER_TOO_LONG) {
         char why[64];
-        snprintf(why, sizeof why, "line longer than %d bytes", LINE_MAX_BYTES);
+        snprintf(why, sizeof why, "line longer than %ld bytes", client->server->limits.max_line);
         close_with(client, too_long_reply, sizeof too_long_reply - 1, why);
         return CLIENT_DONE;
     }
@@ -177,6 +179,7 @@ static void serve_client(struct client *client)
     const struct limits *limits = &client->server->limits;
     struct line_framer framer;
     framer_init(&framer);
+    framer_set_limit(&framer, (size_t)limits->max_line);
     long long now = monotonic_ms();
     long long idle_deadline = limits->idle_timeout_s > 0 ? now + limits->idle_timeout_s * 1000 : 0;
     long long line_deadline = 0; /* set while a line is unfinished: slowloris protection */
@@ -333,18 +336,22 @@ int main(int argc, char **argv)
 {
     program_name = "server";
     struct server server = {
-        .limits = {DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_LINE_TIMEOUT_S,
-                   DEFAULT_SEND_TIMEOUT_S},
+        .limits = {.max_line = LINE_MAX_BYTES,
+                   .max_clients = DEFAULT_MAX_CLIENTS,
+                   .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
+                   .line_timeout_s = DEFAULT_LINE_TIMEOUT_S,
+                   .send_timeout_s = DEFAULT_SEND_TIMEOUT_S},
     };
     const struct number_option limit_options[] = {
+        {"--max-line", 1, LINE_MAX_BYTES, &server.limits.max_line},
         {"--max-clients", 1, 1000000, &server.limits.max_clients},
         {"--idle-timeout", 0, 86400, &server.limits.idle_timeout_s},
         {"--line-timeout", 0, 86400, &server.limits.line_timeout_s},
         {"--send-timeout", 0, 86400, &server.limits.send_timeout_s},
     };
     char usage_text[sizeof usage_format + 64];
-    snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_CLIENTS,
-             DEFAULT_IDLE_TIMEOUT_S, DEFAULT_LINE_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S);
+    snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, LINE_MAX_BYTES,
+             DEFAULT_MAX_CLIENTS, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_LINE_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S);
     struct options opts;
     char err[NET_ERR_TEXT];
     if (parse_options(argc, argv, &opts, limit_options, sizeof limit_options / sizeof limit_options[0], err,

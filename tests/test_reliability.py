@@ -426,3 +426,15 @@ def test_ctrl_c_at_random_moments_during_a_connect_burst_is_clean_20_times(targe
         assert code == 0, f"attempt {attempt + 1}: exit code {code} after Ctrl+C during a connect burst\n{server.log()}"
         clean += 1
     record(target, "Ctrl+C during a connect burst, clean exits", clean, "of", 20)
+
+
+def test_max_line_flag_lowers_the_line_limit(start_server, connections, target):
+    server = start_server("--max-line", "10")
+    conn = server.connect()
+    connections.append(conn)
+    conn.round_trip(b"x" * 10)
+    conn.send(b"x" * 11 + b"\n")
+    conn.expect(TOO_LONG_REPLY, hint="--max-line 10 allows lines of 10 bytes, not 11")
+    conn.expect_eof()
+    code, _, err = target.run("server", "--max-line", str(LINE_MAX_BYTES + 1))
+    assert code == 2, f"--max-line above the buffer ({LINE_MAX_BYTES}) must be refused, exit {code}: {err!r}"
