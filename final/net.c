@@ -34,19 +34,28 @@ static int format_address(const struct sockaddr *addr, socklen_t addr_len, char 
     return 0;
 }
 
-socket_t net_listen(const char *host, const char *port, char *err, size_t err_len)
+/* The TCP addresses of host:port (passive: to listen on), or NULL with the reason in err. */
+static struct addrinfo *resolve(const char *host, const char *port, int passive, char *err, size_t err_len)
 {
     struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = AF_UNSPEC; /* IPv4 or IPv6, whichever the name has */
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
 
     struct addrinfo *found = NULL;
     int rc = getaddrinfo(host, port, &hints, &found);
     if (rc != 0) {
         snprintf(err, err_len, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return SOCKET_INVALID;
+        return NULL;
     }
+    return found;
+}
+
+socket_t net_listen(const char *host, const char *port, char *err, size_t err_len)
+{
+    struct addrinfo *found = resolve(host, port, 1, err, err_len);
+    if (found == NULL)
+        return SOCKET_INVALID;
 
     /* Try each address the name resolves to; keep the first that works. */
     socket_t sock = SOCKET_INVALID;
@@ -70,16 +79,9 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
 
 socket_t net_connect(const char *host, const char *port, char *err, size_t err_len)
 {
-    struct addrinfo hints = {0};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-
-    struct addrinfo *found = NULL;
-    int rc = getaddrinfo(host, port, &hints, &found);
-    if (rc != 0) {
-        snprintf(err, err_len, "cannot resolve %s: %s", host, gai_strerror(rc));
+    struct addrinfo *found = resolve(host, port, 0, err, err_len);
+    if (found == NULL)
         return SOCKET_INVALID;
-    }
 
     socket_t sock = SOCKET_INVALID;
     for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
