@@ -107,6 +107,7 @@ reliability: all
 	@rm -rf build/figures.json build/sanitizers build/fuzz.log
 	@$(MAKE) -s sanitize fuzz windows
 	COURSE_STAGES=final $(PYTHON) -m pytest tests/test_reliability.py tests/test_protocol.py -q
+	@mkdir -p docs
 	$(PYTHON) scripts/reliability-report > docs/reliability.md
 	@echo "wrote docs/reliability.md"
 

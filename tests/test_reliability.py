@@ -268,7 +268,7 @@ def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, con
     other = server.connect()
     connections.append(other)
     other.round_trip(b"the others are still served")
-    record(target, "bytes a non-reading client pushed before its close", sent)
+    record(target, "bytes sent by a client that never read, before the server closed it", sent)
 
 
 @pytest.mark.builds("linux")  # RLIMIT_AS is set for the server process alone
