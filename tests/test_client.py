@@ -26,6 +26,13 @@ def test_client_end_of_input_exits_0_and_sends_unfinished_last_line(server, targ
     assert code == 0, f"client exited {code}, expected 0 at end of input; stderr: {err!r}"
 
 
+def test_client_sends_nul_bytes_inside_a_line_intact(server, target):
+    code, out, err = target.run("client", "--port", str(server.port), input=b"a\0b\nafter\n")
+    expected = target.stage.reply(b"a\0b") + target.stage.reply(b"after")
+    assert out == expected, f"client stdout was {out!r}, expected {expected!r} (fgets() and strlen() lose NULs)"
+    assert code == 0, f"client exited {code}; stderr: {err!r}"
+
+
 def test_client_sends_exit_and_stops_reading_input(server, target):
     code, out, err = target.run("client", "--port", str(server.port), input=b"exit\nnever sent\n")
     assert out == b"", f"nothing should be printed after exit, got {out!r}"

@@ -47,6 +47,23 @@ static int print_reply(socket_t server, struct line_framer *framer)
     return 0;
 }
 
+/*
+ * Reads stdin up to and including the next '\n', at most cap bytes, into
+ * buf. Returns how many bytes it read, 0 at end of input. Unlike fgets()
+ * with strlen(), it keeps NUL bytes: a line may hold any byte.
+ */
+static size_t read_input_line(char *buf, size_t cap)
+{
+    size_t len = 0;
+    int c;
+    while (len < cap && (c = getchar()) != EOF) {
+        buf[len++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    return len;
+}
+
 /* True for "exit\n" or "exit\r\n": the line that ends the session. */
 static int is_exit_line(const char *line, size_t len)
 {
@@ -74,8 +91,8 @@ int main(int argc, char **argv)
     int interactive = stdin_is_terminal();
     struct line_framer replies;
     framer_init(&replies);
-    /* One line of input, the '\n' it may lack at end of input, and fgets()'s '\0'. */
-    char input[LINE_MAX_BYTES + 3];
+    /* One line of input, and the '\n' it may lack at end of input. */
+    char input[LINE_MAX_BYTES + 2];
     int status = EXIT_OK;
     int mid_line = 0; /* the last chunk sent was not the end of its line */
 
@@ -84,9 +101,9 @@ int main(int argc, char **argv)
             fputs("> ", stdout);
             fflush(stdout);
         }
-        if (fgets(input, LINE_MAX_BYTES + 2, stdin) == NULL)
+        size_t len = read_input_line(input, LINE_MAX_BYTES + 1);
+        if (len == 0)
             break; /* end of input: leave as "exit" does */
-        size_t len = strlen(input);
         int line_done = len > 0 && input[len - 1] == '\n';
         if (!line_done && feof(stdin)) {
             input[len++] = '\n'; /* the last line had no end; give it one */
