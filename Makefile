@@ -116,6 +116,7 @@ bench:
 	scripts/bench
 
 docs:
+	@EXTRA_PACKAGES="graphviz" scripts/install-deps
 	$(MAKE) -C docs
 
 diff:

@@ -277,7 +277,20 @@ class Connection:
         # Small sends must leave at once, one segment each, for the chunking tests.
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    # The likely mistake behind each kind of failure, for tests that name none of their own.
+    DEFAULT_HINTS = {
+        "timed out": "the server sent nothing, or not all of the reply: a missing '\\n', a send() never made, "
+        "or a thread blocked somewhere else (see the log below)",
+        "closed": "the server hung up early: did it take one recv() for a whole line, or stop at an error? "
+        "(see the log below)",
+        "differs": "compare the bytes one by one: a missing or extra '\\n', a '\\r' not dropped, "
+        "or the reply to another line",
+        "broke": "the connection was reset: the server closed with bytes unread, or crashed (see the log below)",
+    }
+
     def fail(self, step, problem, expected=None, hint=None):
+        if hint is None:
+            hint = next((text for key, text in self.DEFAULT_HINTS.items() if key in problem), None)
         message = [f"step: {step}", problem]
         message.append(f"sent so far:      {show(self.sent)}")
         if expected is not None:
@@ -288,7 +301,9 @@ class Connection:
         stage = self.server.target.stage.path.relative_to(COURSE_ROOT)
         message.append(f"reread: {stage}/README.md (what this stage adds) and docs/protocol.md (the exact bytes)")
         message.append(self.server.log())
-        raise AssertionError("\n".join(message))
+        failure = AssertionError("\n".join(message))
+        failure.__suppress_context__ = True  # the socket error inside is in the message already
+        raise failure
 
     def send(self, data, step="send"):
         try:
