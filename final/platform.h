@@ -82,6 +82,9 @@ bool sock_error_is_out_of_resources(int code);
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
 
+/* Reads piped standard input byte for byte (Windows would turn "\r\n" into "\n" and stop at 0x1A). */
+void stdin_keep_bytes(void);
+
 /* Milliseconds from an arbitrary start; never jumps when the clock is set. */
 long long monotonic_ms(void);
 

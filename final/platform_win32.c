@@ -5,6 +5,7 @@
  */
 #include "platform.h"
 
+#include <fcntl.h>
 #include <io.h>
 #include <limits.h>
 #include <process.h>
@@ -138,6 +139,12 @@ bool sock_error_is_out_of_resources(int code)
 bool stdin_is_terminal(void)
 {
     return _isatty(_fileno(stdin)) != 0;
+}
+
+void stdin_keep_bytes(void)
+{
+    /* Text mode would turn "\r\n" into "\n" and end the input at a 0x1A byte (Ctrl+Z). */
+    _setmode(_fileno(stdin), _O_BINARY);
 }
 
 long long monotonic_ms(void)

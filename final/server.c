@@ -207,8 +207,11 @@ static void serve_client(struct client *client)
             continue;
         }
         unsigned long lines_before = client->lines_answered;
-        if (woke == WOKE_ERROR || receive_and_answer(client, &framer) == CLIENT_DONE)
+        enum step step = woke == WOKE_ERROR ? CLIENT_DONE : receive_and_answer(client, &framer);
+        if (step == CLIENT_DONE)
             return;
+        if (step == NOTHING_WAITING)
+            continue; /* woken with nothing to read: no activity, the clocks run on */
 
         if (limits->idle_timeout_s > 0)
             idle_deadline = now + limits->idle_timeout_s * 1000;

@@ -241,6 +241,11 @@ class Server:
             rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         return fds, threads, rss
 
+    def virtual_kib(self):
+        """Address space the server has reserved (VmSize): an unjoined thread keeps its stack there."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+
     def cpu_seconds(self):
         """User plus system CPU time the server has used so far."""
         with open(f"/proc/{self.process.pid}/stat") as stat:

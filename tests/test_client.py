@@ -33,10 +33,55 @@ def test_client_sends_nul_bytes_inside_a_line_intact(server, target):
     assert code == 0, f"client exited {code}; stderr: {err!r}"
 
 
-def test_client_sends_exit_and_stops_reading_input(server, target):
-    code, out, err = target.run("client", "--port", str(server.port), input=b"exit\nnever sent\n")
+def record_what_arrives(target):
+    """A stand-in server on a free port that keeps every byte one client sends, answering "ok" to each
+    line; returns (port, bytes, thread)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(target.deadline(10))
+    received = bytearray()
+
+    def keep():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(target.deadline(10))
+            try:
+                while chunk := conn.recv(4096):
+                    received.extend(chunk)
+                    conn.sendall(b"ok\n" * chunk.count(b"\n"))
+            except OSError:
+                pass  # the client hung up first: what arrived is what counts
+        listener.close()
+
+    thread = threading.Thread(target=keep, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], received, thread
+
+
+def test_client_sends_exit_and_stops_reading_input(target):
+    port, received, thread = record_what_arrives(target)
+    code, out, err = target.run("client", "--port", str(port), input=b"exit\nnever sent\n")
+    thread.join(target.deadline(10))
+    assert bytes(received) == b"exit\n", f"the server should receive exactly b'exit\\n', got {bytes(received)!r}"
     assert out == b"", f"nothing should be printed after exit, got {out!r}"
     assert code == 0, f"client exited {code}, expected 0; stderr: {err!r}"
+
+
+def test_client_passes_carriage_returns_and_ctrl_z_through_a_pipe(target):
+    """On Windows a text-mode stdin would turn '\\r\\n' into '\\n' and stop at byte 0x1A."""
+    port, received, thread = record_what_arrives(target)
+    target.run("client", "--port", str(port), input=b"a\r\nb\x1ac\nexit\n")
+    thread.join(target.deadline(10))
+    assert bytes(received).startswith(b"a\r\nb\x1ac\n"), f"the client sent {bytes(received)!r}"
+
+
+def test_client_shows_why_the_server_refused_a_long_line(server, target):
+    # Whether the rest of the line still goes out before the server hangs up depends on buffering
+    # (Wine buffers without limit), so the exit code is not what this test is about.
+    code, out, err = target.run("client", "--port", str(server.port), input=b"x" * 100000 + b"\n")
+    assert out == b"ERR line too long\n", f"the client should print the server's reason, printed {out!r}; {err!r}"
 
 
 def test_client_refused_connection_says_so_and_exits_1(target):

@@ -47,18 +47,29 @@ def test_ctrl_c_leaves_the_port_free_for_a_new_server(server, connections, targe
 
 
 @pytest.mark.needs("graceful_shutdown")
-def test_ctrl_c_answers_lines_already_sent_before_the_notice(server, connections, target):
-    client = server.connect()
-    connections.append(client)
-    client.round_trip(b"first")
-    client.send(b"sent just before ctrl+c\n")  # on loopback it is in the server's queue once send returns
-    server.interrupt()
-    client.expect(
-        target.stage.reply(b"sent just before ctrl+c") + SHUTDOWN_NOTICE,
-        hint="read what the client already sent, answer it, then send the notice",
-    )
-    client.expect_eof()
-    assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
+def test_ctrl_c_answers_lines_already_sent_before_the_notice(start_server, connections, target):
+    # On Linux the server is paused (SIGSTOP) while the line arrives and Ctrl+C is pressed, so that
+    # when it resumes its thread finds both waiting: only the goodbye can answer the line. Five times,
+    # because which of the two a thread sees first is still up to the scheduler.
+    attempts = 5 if target.build == "linux" else 1
+    for attempt in range(attempts):
+        server = start_server()
+        client = server.connect()
+        connections.append(client)
+        client.round_trip(b"first")
+        if target.build == "linux":
+            server.process.send_signal(signal.SIGSTOP)
+        client.send(b"sent just before ctrl+c\n")  # on loopback it is in the server's queue once send returns
+        server.interrupt()
+        if target.build == "linux":
+            server.process.send_signal(signal.SIGCONT)
+        client.expect(
+            target.stage.reply(b"sent just before ctrl+c") + SHUTDOWN_NOTICE,
+            step=f"attempt {attempt + 1}: wait for the answer, then the notice",
+            hint="read what the client already sent, answer it, then send the notice",
+        )
+        client.expect_eof()
+        assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
 
 
 @pytest.mark.needs("graceful_shutdown")

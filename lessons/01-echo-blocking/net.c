@@ -61,10 +61,17 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
             fail(err, err_len, "socket");
             continue;
         }
-        if (sock_set_reuse_address(sock) == 0 && bind(sock, ai->ai_addr, (socklen_t)ai->ai_addrlen) == 0 &&
-            listen(sock, LISTEN_BACKLOG) == 0)
+        const char *step =
+            NULL; /* the call that failed, named in the error: "bind: Address already in use" */
+        if (sock_set_reuse_address(sock) != 0)
+            step = "setsockopt";
+        else if (bind(sock, ai->ai_addr, (socklen_t)ai->ai_addrlen) != 0)
+            step = "bind";
+        else if (listen(sock, LISTEN_BACKLOG) != 0)
+            step = "listen";
+        if (step == NULL)
             break;
-        fail(err, err_len, "bind");
+        fail(err, err_len, step);
         sock_close(sock);
         sock = SOCKET_INVALID;
     }

@@ -60,4 +60,7 @@ int sock_set_reuse_address(socket_t sock);
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
 
+/* Reads piped standard input byte for byte (Windows would turn "\r\n" into "\n" and stop at 0x1A). */
+void stdin_keep_bytes(void);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include "platform.h"
 
+#include <fcntl.h>
 #include <io.h>
 #include <limits.h>
 #include <stdio.h>
@@ -110,4 +111,10 @@ int sock_set_reuse_address(socket_t sock)
 bool stdin_is_terminal(void)
 {
     return _isatty(_fileno(stdin)) != 0;
+}
+
+void stdin_keep_bytes(void)
+{
+    /* Text mode would turn "\r\n" into "\n" and end the input at a 0x1A byte (Ctrl+Z). */
+    _setmode(_fileno(stdin), _O_BINARY);
 }

@@ -89,6 +89,8 @@ int main(int argc, char **argv)
         die("cannot connect to %s:%s: %s", opts.host, opts.port, err);
 
     int interactive = stdin_is_terminal();
+    if (!interactive)
+        stdin_keep_bytes();
     struct line_framer replies;
     framer_init(&replies);
     /* One line of input, and the '\n' it may lack at end of input. */
@@ -110,6 +112,8 @@ int main(int argc, char **argv)
             line_done = 1;
         }
         if (net_send_all(server, input, len) != 0) {
+            /* It may have said why before it hung up ("ERR line too long"): show that first. */
+            print_reply(server, &replies);
             fprintf(stderr, "client: the server went away\n");
             status = EXIT_RUNTIME;
             break;

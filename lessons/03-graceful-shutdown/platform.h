@@ -75,6 +75,9 @@ int sock_set_nonblocking(socket_t sock, bool on);
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
 
+/* Reads piped standard input byte for byte (Windows would turn "\r\n" into "\n" and stop at 0x1A). */
+void stdin_keep_bytes(void);
+
 /* Runs fn(arg) on a new thread, which someone must later thread_join(). Returns 0, or -1. */
 int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg);
 

@@ -16,13 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Linux has MSG_NOSIGNAL; a system without it must ignore SIGPIPE instead. */
+/* Linux has MSG_NOSIGNAL; a system without it (macOS) ignores SIGPIPE in net_startup() instead. */
 #ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0
+#define MSG_NOSIGNAL        0
+#define MUST_IGNORE_SIGPIPE 1
 #endif
 
 int net_startup(void)
 {
+#ifdef MUST_IGNORE_SIGPIPE
+    signal(SIGPIPE, SIG_IGN);
+#endif
     return 0; /* POSIX sockets need no start-up. */
 }
 
@@ -87,6 +91,11 @@ int sock_set_nonblocking(socket_t sock, bool on)
 bool stdin_is_terminal(void)
 {
     return isatty(STDIN_FILENO) == 1;
+}
+
+void stdin_keep_bytes(void)
+{
+    /* POSIX streams never change the bytes they read. */
 }
 
 /* pthread_create() wants void *(*)(void *); this box carries the real function across. */
