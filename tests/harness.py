@@ -10,6 +10,7 @@ it was waiting for.
 import configparser
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -200,7 +201,7 @@ class Server:
         return (
             f"--- server ({state}) stdout, last lines:\n"
             + "\n".join(out)
-            + f"\n--- server stderr, last lines:\n"
+            + "\n--- server stderr, last lines:\n"
             + "\n".join(err)
         )
 
@@ -321,6 +322,26 @@ class Connection:
         """One send() per byte: the server sees the worst chunking there is."""
         for i in range(len(data)):
             self.send(data[i : i + 1])
+
+    def flood_without_reading(self, limit=64 << 20):
+        """Sends lines and reads no reply until the server takes nothing for 0.5 s: both directions
+        are then full, and the server's thread for this client waits in send(). Returns the bytes
+        sent; self.stalled_since is when the last of them went out. Leaves the socket non-blocking.
+        Open with receive_buffer=4096 so that this happens after a few MiB, not hundreds."""
+        chunk = b"x\n" * 32768
+        self.sock.setblocking(False)
+        sent = 0
+        self.stalled_since = time.monotonic()
+        while sent < limit:
+            _, writable, _ = select.select([], [self.sock], [], 0.5)
+            if not writable:
+                return sent
+            try:
+                sent += self.sock.send(chunk)
+                self.stalled_since = time.monotonic()
+            except BlockingIOError:
+                continue
+        self.fail("fill the connection", f"the server kept reading {sent} bytes while no reply was read")
 
     def expect(self, expected, step="wait for the reply", hint=None):
         """Receives exactly len(expected) bytes and demands they are expected."""

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from figures import record
-from harness import LINE_MAX_BYTES, SHUTDOWN_NOTICE, TOO_LONG_REPLY, Server
+from harness import LINE_MAX_BYTES, TOO_LONG_REPLY, Server
 
 pytestmark = pytest.mark.needs("limits")
 
@@ -171,12 +171,7 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
 def test_client_that_never_reads_does_not_slow_the_others(server, connections, target):
     hog = server.connect(receive_buffer=4096)
     connections.append(hog)
-    hog.sock.setblocking(False)
-    try:
-        for _ in range(2000):
-            hog.sock.send(b"x\n" * 32768)
-    except BlockingIOError:
-        pass  # its buffers are full: the server's thread for it is now blocked in send()
+    hog.flood_without_reading()  # the server's thread for it now waits in send()
     other = server.connect()
     connections.append(other)
     latencies = []
@@ -266,14 +261,8 @@ def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, con
     hog = server.connect(receive_buffer=4096)
     connections.append(hog)
     hog.round_trip(b"then I stop reading")
-    hog.sock.setblocking(False)
-    sent = 0
-    try:
-        while sent < (64 << 20):
-            sent += hog.sock.send(b"x\n" * 32768)
-    except BlockingIOError:
-        pass  # full: the server's thread for it now waits in send()
-    stopped_reading = time.monotonic()
+    sent = hog.flood_without_reading()  # the server's thread for it now waits in send()
+    stopped_reading = hog.stalled_since
     pattern = r"error: not reading its replies, closing$"
     found = server.stderr.wait_for(pattern, target.deadline(5))
     waited = time.monotonic() - stopped_reading

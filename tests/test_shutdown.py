@@ -1,6 +1,5 @@
 """Ctrl+C (SIGINT; CTRL_C_EVENT under Wine): a graceful stop, from lesson 03 on."""
 
-import select
 import signal
 import time
 
@@ -91,29 +90,12 @@ def test_idle_server_stops_at_once_on_ctrl_c(server, target):
     assert code == 0, f"an idle server exited {code} after Ctrl+C (None: still running), expected 0\n{server.log()}"
 
 
-def fill_until_server_stops_reading(client, limit=64 << 20):
-    """Sends lines without reading replies until the server stops taking them: its
-    thread is then blocked in send() to us, and cannot notice a stop."""
-    chunk = b"x\n" * 32768
-    client.sock.setblocking(False)
-    sent = 0
-    while sent < limit:
-        _, writable, _ = select.select([], [client.sock], [], 0.5)
-        if not writable:
-            return sent
-        try:
-            sent += client.sock.send(chunk)
-        except BlockingIOError:
-            continue
-    raise AssertionError(f"the server kept reading {sent} bytes without our reading a reply")
-
-
 @pytest.mark.needs("graceful_shutdown")
 def test_second_ctrl_c_exits_at_once_with_code_130(server, connections, target):
     client = server.connect(receive_buffer=4096)
     connections.append(client)
     client.round_trip(b"ready")
-    fill_until_server_stops_reading(client)
+    client.flood_without_reading()  # its thread now waits in send() and cannot notice a stop
     server.interrupt()
     assert server.wait(0.5) is None, f"the first Ctrl+C should not finish while a thread is stuck\n{server.log()}"
     server.interrupt()
