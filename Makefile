@@ -48,7 +48,7 @@ FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,un
 .PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability bench docs start progress
 
 all:
-	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage all || exit 1; done
+	@for stage in $(BUILT); do $(MAKE) -s -C $$stage all || exit 1; done
 	@$(MAKE) -s -C tools
 
 run:
@@ -63,7 +63,7 @@ deps:
 	@scripts/install-deps
 
 windows:
-	@for stage in $(SELECTED); do $(MAKE) -s -C $$stage windows || exit 1; done
+	@for stage in $(BUILT); do $(MAKE) -s -C $$stage windows || exit 1; done
 
 check: deps
 	@for stage in $(BUILT); do \
@@ -73,11 +73,8 @@ check: deps
 
 # The harness runs the Linux programs, and the Windows ones under Wine when
 # MinGW-w64 and Wine are installed (tests/conftest.py says how it decides).
-test: check
-	@for stage in $(BUILT); do $(MAKE) -s -C $$stage all || exit 1; done
-	@$(MAKE) -s -C tools
-	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then \
-	    for stage in $(BUILT); do $(MAKE) -s -C $$stage windows || exit 1; done; fi
+test: check all
+	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then $(MAKE) -s windows; fi
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
 	@echo "== pytest harness ($(PYTHON)): $(SELECTED)$(if $(IMPL), as implemented in $(IMPL))"
 	$(HARNESS_ENV) $(PYTHON) -m pytest tests $(PYTEST_ARGS)
