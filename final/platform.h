@@ -60,7 +60,11 @@ bool sock_error_is_interrupt(int code);
 /* True when the error code means "a non-blocking call found nothing to do yet". */
 bool sock_error_is_would_block(int code);
 
-/* Sends up to len bytes once; a vanished peer gives an error, never SIGPIPE. Returns bytes sent or -1. */
+/*
+ * Sends up to len bytes once; a vanished peer gives an error, never SIGPIPE.
+ * It never waits for room on POSIX, nor on Windows once the socket is
+ * non-blocking: a full buffer gives "would block". Returns bytes sent or -1.
+ */
 long sock_send(socket_t sock, const void *buf, size_t len);
 
 /* Receives up to len bytes once; returns bytes received, 0 at end of stream, or -1. */
@@ -71,6 +75,16 @@ int sock_set_reuse_address(socket_t sock);
 
 /* Makes calls on the socket return at once instead of waiting (on = true), or wait again. */
 int sock_set_nonblocking(socket_t sock, bool on);
+
+/*
+ * Readies an accepted socket for sock_recv_wait() and sock_send(): receives
+ * wait (in recv() on POSIX, in WSAPoll() on Windows) and sends never do.
+ * Returns 0, or -1.
+ */
+int sock_setup_accepted(socket_t sock);
+
+/* Makes sock_recv_wait() give up after timeout_ms without a byte (-1: never); returns 0, or -1. */
+int sock_set_receive_timeout(socket_t sock, int timeout_ms);
 
 /* Waits until a send() on the socket can take bytes: 1, or 0 when timeout_ms passes first (-1: no limit); -1
  * on error. */
@@ -136,5 +150,23 @@ enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
 
 /* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
 enum wake_reason wait_for_stop(int timeout_ms);
+
+/*
+ * Receives up to len bytes from a socket readied by sock_setup_accepted(),
+ * waiting for them at most its receive timeout, and retrying interruptions.
+ * At a stop it returns what had already arrived, then 0: on POSIX once
+ * another thread has called sock_stop_receiving(sock), on Windows at once.
+ * Returns bytes received, 0 at end of stream or at a stop, or -1 (when the
+ * timeout passed first, sock_last_error() says "would block").
+ */
+long sock_recv_wait(socket_t sock, void *buf, size_t len);
+
+/*
+ * At a stop, makes sock_recv_wait() on this socket return 0 once it has read
+ * what arrived (shutdown(SHUT_RD) on POSIX; nothing to do on Windows, where
+ * the wake socket does it). Call it from another thread, only while the
+ * socket is still open.
+ */
+void sock_stop_receiving(socket_t sock);
 
 #endif

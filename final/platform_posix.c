@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,8 +65,12 @@ bool sock_error_is_would_block(int code)
 
 long sock_send(socket_t sock, const void *buf, size_t len)
 {
-    /* Without MSG_NOSIGNAL, writing to a reset connection kills the process. */
-    return (long)send(sock, buf, len, MSG_NOSIGNAL);
+    /*
+     * Without MSG_NOSIGNAL, writing to a reset connection kills the process.
+     * MSG_DONTWAIT makes this one call non-blocking, so the server's sockets
+     * can stay blocking for recv() (see sock_recv_wait()).
+     */
+    return (long)send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 long sock_recv(socket_t sock, void *buf, size_t len)
@@ -87,6 +92,25 @@ int sock_set_nonblocking(socket_t sock, bool on)
         return -1;
     flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
     return fcntl(sock, F_SETFL, flags);
+}
+
+int sock_setup_accepted(socket_t sock)
+{
+    /* Blocking, so that sock_recv_wait() waits in recv(); BSD's accept() copies the listener's O_NONBLOCK. */
+    return sock_set_nonblocking(sock, false);
+}
+
+int sock_set_receive_timeout(socket_t sock, int timeout_ms)
+{
+    /* SO_RCVTIMEO: a recv() that waits this long fails with EAGAIN. All zeros means "never". */
+    struct timeval wait = {0, 0};
+    if (timeout_ms >= 0) {
+        wait.tv_sec = timeout_ms / 1000;
+        wait.tv_usec = (timeout_ms % 1000) * 1000;
+        if (timeout_ms == 0)
+            wait.tv_usec = 1; /* due now: the smallest wait that is not "never" */
+    }
+    return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
 }
 
 int sock_wait_writable(socket_t sock, int timeout_ms)
@@ -263,4 +287,24 @@ enum wake_reason wait_for_stop(int timeout_ms)
 {
     /* The same wait with no socket: poll() skips the negative descriptor. */
     return sock_wait_readable(-1, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
+}
+
+long sock_recv_wait(socket_t sock, void *buf, size_t len)
+{
+    /*
+     * A plain blocking recv(): the thread sleeps in the kernel until bytes,
+     * the receive timeout or sock_stop_receiving(). Waiting in poll() first
+     * (as lesson 03 does) costs one more system call per line.
+     */
+    for (;;) {
+        ssize_t got = recv(sock, buf, len, 0);
+        if (got >= 0 || errno != EINTR)
+            return (long)got; /* EINTR: with SO_RCVTIMEO set, even SA_RESTART does not restart recv() */
+    }
+}
+
+void sock_stop_receiving(socket_t sock)
+{
+    /* The read side only: a blocked recv() returns what is queued, then 0, and replies can still go out. */
+    shutdown(sock, SHUT_RD);
 }

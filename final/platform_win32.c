@@ -123,6 +123,19 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
 }
 
+int sock_setup_accepted(socket_t sock)
+{
+    /* Non-blocking: sock_recv_wait() waits in WSAPoll(), where the wake socket can reach it. */
+    return sock_set_nonblocking(sock, true);
+}
+
+int sock_set_receive_timeout(socket_t sock, int timeout_ms)
+{
+    /* Winsock keeps SO_RCVTIMEO in milliseconds, 0 meaning "never"; sock_recv_wait() reads it back. */
+    DWORD wait = timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (DWORD)timeout_ms;
+    return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&wait, sizeof wait) == 0 ? 0 : -1;
+}
+
 int sock_wait_writable(socket_t sock, int timeout_ms)
 {
     /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
@@ -308,4 +321,39 @@ enum wake_reason wait_for_stop(int timeout_ms)
     }
     WSAPOLLFD wake = {.fd = wake_socket, .events = POLLRDNORM};
     return WSAPoll(&wake, 1, timeout_ms) > 0 ? WOKE_STOP : WOKE_TIMEOUT;
+}
+
+long sock_recv_wait(socket_t sock, void *buf, size_t len)
+{
+    /*
+     * Nothing can wake a blocking recv() short of closing its socket, so wait
+     * in WSAPoll() for the socket or the wake socket, with the socket's own
+     * receive timeout, then read without blocking.
+     */
+    DWORD timeout = 0;
+    int size = sizeof timeout;
+    if (getsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (char *)&timeout, &size) != 0)
+        return -1;
+    switch (sock_wait_readable(sock, timeout == 0 ? -1 : (int)timeout)) {
+    case WOKE_ERROR:
+        return -1;
+    case WOKE_TIMEOUT:
+        WSASetLastError(WSAEWOULDBLOCK);
+        return -1;
+    case WOKE_STOP: {
+        /* A stop: what already arrived is still read; after that, 0. */
+        WSAPOLLFD fd = {.fd = sock, .events = POLLRDNORM};
+        if (WSAPoll(&fd, 1, 0) <= 0)
+            return 0;
+        break;
+    }
+    case WOKE_READABLE:
+        break;
+    }
+    return sock_recv(sock, buf, len);
+}
+
+void sock_stop_receiving(socket_t sock)
+{
+    (void)sock; /* the wake socket has already woken every sock_recv_wait() */
 }

@@ -14,7 +14,12 @@
  * a client that does not read. `make diff FROM=03 TO=final` shows all that.
  *
  * Who owns what: the main thread owns the listening socket and the list of
- * clients; each client thread owns its own socket and its own counters.
+ * clients; each client thread owns its own socket and its own counters. At
+ * a stop, main reaches into the sockets once, under the lock, to wake the
+ * threads waiting in them (stop_clients()).
+ *
+ * Speed: a line costs one recv() and one send(), with no lock taken and no
+ * poll() (docs/benchmarks.md has the figures and the reasons).
  *
  * Run:   make && ./server            (then ./client in other terminals, then Ctrl+C)
  *        ./server --help             (the limits and their defaults)
@@ -74,13 +79,13 @@ struct limits {
 
 struct server;
 
-/* One connected client. The main thread links it into the list; its thread owns `sock`. */
+/* One connected client. The main thread links it into the list; its thread owns `sock` and closes it. */
 struct client {
     socket_t sock;
     char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
     thread_t thread;
     unsigned long lines_answered; /* written by the client's thread only; read after the join */
-    bool finished;                /* set by the client's thread as it ends; guarded by the server's lock */
+    bool finished;                /* set before its thread closes `sock`; guarded by the lock */
     struct client *next;          /* in the list of clients; guarded by the server's lock */
     struct server *server;
 };
@@ -97,7 +102,7 @@ struct server {
     unsigned long lines_answered; /* summed as each client is joined */
 };
 
-enum step { KEEP_SERVING, CLIENT_DONE, NOTHING_WAITING };
+enum step { KEEP_SERVING, CLIENT_DONE, TIMED_OUT, STOPPED };
 
 /* How long a reply may wait for room, in milliseconds, as net_send_all() takes it. */
 static int send_wait_ms(const struct client *client)
@@ -113,15 +118,17 @@ static void close_with(struct client *client, const char *verdict, size_t len, c
     net_send_all(client->sock, verdict, len, 0);
 }
 
-/* Receives once and answers every complete line. NOTHING_WAITING: a non-blocking socket had nothing. */
+/* Receives once (waiting up to the socket's receive timeout) and answers every complete line. */
 static enum step receive_and_answer(struct client *client, struct line_framer *framer)
 {
     socket_t sock = client->sock;
     size_t room;
     char *space = framer_space(framer, &room);
-    long got = net_recv(sock, space, room);
+    long got = sock_recv_wait(sock, space, room);
     if (got < 0 && sock_error_is_would_block(sock_last_error()))
-        return NOTHING_WAITING;
+        return TIMED_OUT;
+    if (got == 0 && stop_requested())
+        return STOPPED; /* everything that arrived before the stop has been answered */
     if (got <= 0)
         return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke or was reset */
     framer_commit(framer, (size_t)got);
@@ -149,20 +156,6 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
     return KEEP_SERVING;
 }
 
-/* The server is stopping: answer what the client had already sent, then tell it so. */
-static void say_goodbye(struct client *client, struct line_framer *framer)
-{
-    /* Read only what has arrived (the socket is non-blocking), answer it, then say goodbye. */
-    for (int i = 0; i < GOODBYE_MAX_READS; i++) {
-        enum step step = receive_and_answer(client, framer);
-        if (step == CLIENT_DONE)
-            return;
-        if (step == NOTHING_WAITING)
-            break;
-    }
-    net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, 0);
-}
-
 /* The earlier of two deadlines, where 0 means "none". */
 static long long earliest(long long a, long long b)
 {
@@ -183,35 +176,43 @@ static void serve_client(struct client *client)
     long long now = monotonic_ms();
     long long idle_deadline = limits->idle_timeout_s > 0 ? now + limits->idle_timeout_s * 1000 : 0;
     long long line_deadline = 0; /* set while a line is unfinished: slowloris protection */
+    int applied_wait_ms = -1;    /* the socket's receive timeout: none, as accept() made it */
+    int reads_after_stop = 0;
 
     for (;;) {
         long long deadline = earliest(idle_deadline, line_deadline);
-        int wait_ms = deadline == 0 ? -1 : (int)(deadline > now ? deadline - now : 0);
-        /* Wait for the client, for Ctrl+C, or for the next deadline, whichever comes first. */
-        enum wake_reason woke = sock_wait_readable(client->sock, wait_ms);
-        now = monotonic_ms();
-        if (woke == WOKE_STOP) {
-            say_goodbye(client, &framer);
-            return;
-        }
-        if (woke == WOKE_TIMEOUT) {
-            if (line_deadline != 0 && now >= line_deadline) {
+        if (deadline != 0 && now >= deadline) {
+            if (deadline == line_deadline)
                 close_with(client, line_timeout_reply, sizeof line_timeout_reply - 1,
                            "line not finished in time");
-                return;
-            }
-            if (idle_deadline != 0 && now >= idle_deadline) {
+            else
                 close_with(client, idle_reply, sizeof idle_reply - 1, "idle too long");
-                return;
-            }
-            continue;
+            return;
         }
+        /*
+         * Tell the socket how long to wait only when that changes: a client
+         * sending whole lines leaves it at the idle timeout, so the hot path
+         * is one recv() and one send() per line.
+         */
+        int wait_ms = deadline == 0 ? -1 : (int)(deadline - now);
+        if (wait_ms != applied_wait_ms) {
+            if (sock_set_receive_timeout(client->sock, wait_ms) != 0)
+                return; /* a client we cannot time out is one we cannot protect the server from */
+            applied_wait_ms = wait_ms;
+        }
+
         unsigned long lines_before = client->lines_answered;
-        enum step step = woke == WOKE_ERROR ? CLIENT_DONE : receive_and_answer(client, &framer);
+        enum step step = receive_and_answer(client, &framer);
+        now = monotonic_ms();
         if (step == CLIENT_DONE)
             return;
-        if (step == NOTHING_WAITING)
-            continue; /* woken with nothing to read: no activity, the clocks run on */
+        /* At a stop, a client that never stops sending gets a few more reads, not the rest of time. */
+        if (step == STOPPED || (stop_requested() && ++reads_after_stop > GOODBYE_MAX_READS)) {
+            net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, 0);
+            return;
+        }
+        if (step == TIMED_OUT)
+            continue; /* the top of the loop says which deadline passed */
 
         if (limits->idle_timeout_s > 0)
             idle_deadline = now + limits->idle_timeout_s * 1000;
@@ -224,17 +225,28 @@ static void serve_client(struct client *client)
     }
 }
 
-/* A client's thread: serves it, closes its socket and marks itself finished for the main thread. */
+/* A client's thread: serves it, marks itself finished for the main thread, then closes its socket. */
 static void client_thread(void *arg)
 {
     struct client *client = arg;
     serve_client(client);
-    sock_close(client->sock);
-    log_event(client->peer, "disconnected after %lu lines", client->lines_answered);
     mutex_lock(&client->server->lock);
     client->finished = true;
     client->server->connected--;
     mutex_unlock(&client->server->lock);
+    /* Only now: once `finished` is set, stop_clients() leaves this socket alone. */
+    sock_close(client->sock);
+    log_event(client->peer, "disconnected after %lu lines", client->lines_answered);
+}
+
+/* At a stop: wakes every client thread still waiting to receive, so that each says goodbye. */
+static void stop_clients(struct server *server)
+{
+    mutex_lock(&server->lock);
+    for (struct client *client = server->first; client != NULL; client = client->next)
+        if (!client->finished)
+            sock_stop_receiving(client->sock);
+    mutex_unlock(&server->lock);
 }
 
 /*
@@ -293,13 +305,15 @@ static void accept_client(socket_t listener, struct server *server)
         return;
     }
     /*
-     * Non-blocking, like the listener (Windows does it on its own, Linux does
-     * not): every read follows a wait, and every send that finds no room
-     * waits at most --send-timeout, so no client can pin its thread for ever.
+     * Receives wait for the client, a deadline or a stop; a send that finds
+     * no room waits at most --send-timeout, so no client pins its thread.
      */
-    sock_set_nonblocking(sock, true);
     char peer[NET_ADDR_TEXT] = "?";
     net_peer_address(sock, peer, sizeof peer);
+    if (sock_setup_accepted(sock) != 0) {
+        refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "cannot set up its socket");
+        return;
+    }
 
     mutex_lock(&server->lock);
     bool full = server->connected >= server->limits.max_clients;
@@ -395,6 +409,7 @@ int main(int argc, char **argv)
     /* Stop accepting first, so no client arrives while the others are told to leave. */
     sock_close(listener);
     log_event("server", "stopping: no new clients, telling the connected ones");
+    stop_clients(&server);
     join_clients(&server, true);
     mutex_destroy(&server.lock);
     stop_handler_remove();

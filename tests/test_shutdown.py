@@ -1,5 +1,6 @@
 """Ctrl+C (SIGINT; CTRL_C_EVENT under Wine): a graceful stop, from lesson 03 on."""
 
+import select
 import signal
 import time
 
@@ -69,6 +70,46 @@ def test_ctrl_c_answers_lines_already_sent_before_the_notice(start_server, conne
         )
         client.expect_eof()
         assert server.wait(target.deadline(SHUTDOWN_LIMIT)) == 0, server.log()
+
+
+@pytest.mark.needs("graceful_shutdown")
+def test_ctrl_c_stops_in_time_while_a_client_never_stops_sending(server, connections, target):
+    # The client sends lines without pause and reads every reply, so its thread always finds more
+    # input waiting. At a stop the server must give it a bounded number of further reads, not wait
+    # for it to fall silent. (final/ on Linux shuts the read side, and the reads end with what was
+    # queued; under Wine only the server's own bound ends them, and without it this test fails.)
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"ready")
+    sock = client.sock
+    sock.setblocking(False)
+    chunk = b"x\n" * 8192
+    interrupted_at = None
+    closed = False
+    give_up = time.monotonic() + target.deadline(SHUTDOWN_LIMIT) + 5
+    while not closed and time.monotonic() < give_up:
+        readable, writable, _ = select.select([sock], [sock], [], 0.1)
+        if writable:
+            try:
+                sock.send(chunk)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True  # the server has closed, possibly with a reset for the unread lines
+        if readable:
+            try:
+                closed = closed or not sock.recv(1 << 16)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+        if interrupted_at is None:
+            server.interrupt()  # the client is already streaming when Ctrl+C comes
+            interrupted_at = time.monotonic()
+    code = server.wait(max(0.0, interrupted_at + target.deadline(SHUTDOWN_LIMIT) - time.monotonic()))
+    assert code == 0, (f"with a client that never stops sending, the server exited {code} (None: still running) "
+                       f"{SHUTDOWN_LIMIT} s after Ctrl+C, expected 0: bound the reads after a stop\n{server.log()}")
+    assert closed, "the server exited but the client's connection was never closed"
 
 
 @pytest.mark.needs("graceful_shutdown")
