@@ -33,13 +33,13 @@ int net_local_address(socket_t sock, char *out, size_t out_len);
 /* Writes "host:port" for the remote peer of a connected socket; returns 0, or -1. */
 int net_peer_address(socket_t sock, char *out, size_t out_len);
 
-/* What net_send_all() returns when a non-blocking socket had no room for wait_ms. */
+/* What net_send_all() returns when the socket's send buffer had no room for wait_ms. */
 #define NET_SEND_TIMED_OUT (-2)
 
 /*
- * Sends all len bytes, going on after partial sends and interruptions. On a
- * non-blocking socket whose send buffer is full, waits up to wait_ms for room
- * each time (0: not at all, -1: for ever). Returns 0, -1 on a broken
+ * Sends all len bytes, going on after partial sends and interruptions. When
+ * the send buffer is full (sock_send() never waits), waits up to wait_ms for
+ * room each time (0: not at all, -1: for ever). Returns 0, -1 on a broken
  * connection, or NET_SEND_TIMED_OUT.
  */
 int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms);

@@ -57,7 +57,7 @@ const char *sock_strerror(int code, char *buf, size_t len);
 /* True when the error code means "interrupted by a signal, just try again". */
 bool sock_error_is_interrupt(int code);
 
-/* True when the error code means "a non-blocking call found nothing to do yet". */
+/* True when the error code means "nothing to do yet" (a non-blocking call, or a receive timeout). */
 bool sock_error_is_would_block(int code);
 
 /*
@@ -154,8 +154,9 @@ enum wake_reason wait_for_stop(int timeout_ms);
 /*
  * Receives up to len bytes from a socket readied by sock_setup_accepted(),
  * waiting for them at most its receive timeout, and retrying interruptions.
- * At a stop it returns what had already arrived, then 0: on POSIX once
+ * At a stop it returns what had already arrived, then 0: on Linux once
  * another thread has called sock_stop_receiving(sock), on Windows at once.
+ * (The BSDs drop unread bytes at shutdown(SHUT_RD); docs/posix-vs-winsock.md.)
  * Returns bytes received, 0 at end of stream or at a stop, or -1 (when the
  * timeout passed first, sock_last_error() says "would block").
  */
