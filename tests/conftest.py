@@ -23,6 +23,7 @@ import subprocess
 import pytest
 
 import figures
+import harness
 from harness import COURSE_ROOT, Server, Stage, Target
 
 DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final"
@@ -89,6 +90,11 @@ def pytest_terminal_summary(terminalreporter, config):
     if config.course_wine_skip:
         terminalreporter.section("WINDOWS BUILD NOT TESTED", sep="!", red=True, bold=True)
         terminalreporter.line(f"The Winsock build was skipped: {config.course_wine_skip}", red=True)
+    if harness.WINE_FAILED_STARTS:
+        terminalreporter.section("Wine did not start a program; started again", sep="-", yellow=True)
+        terminalreporter.line("Exit code 1 with no output at all: Wine's signature, never the course's (harness.py).")
+        for command in harness.WINE_FAILED_STARTS:
+            terminalreporter.line(f"  {command}", yellow=True)
 
 
 def wants(item_or_function, stage):
