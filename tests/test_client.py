@@ -33,31 +33,42 @@ def test_client_sends_nul_bytes_inside_a_line_intact(server, target):
     assert code == 0, f"client exited {code}; stderr: {err!r}"
 
 
-def record_what_arrives(target):
-    """A stand-in server on a free port that keeps every byte one client sends, answering "ok" to each
-    line; returns (port, bytes, thread)."""
+def stand_in_server(target, serve):
+    """A stand-in server on a free port: one client, handed to serve(conn) on a thread; returns (port, thread).
+    The listener closes once the client has been served."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(target.deadline(10))
+
+    def accept_one():
+        with listener:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(target.deadline(10))
+                serve(conn)
+
+    thread = threading.Thread(target=accept_one, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def record_what_arrives(target):
+    """A stand-in server that keeps every byte one client sends, answering "ok" to each line;
+    returns (port, bytes, thread)."""
     received = bytearray()
 
-    def keep():
+    def keep(conn):
         try:
-            conn, _ = listener.accept()
+            while chunk := conn.recv(4096):
+                received.extend(chunk)
+                conn.sendall(b"ok\n" * chunk.count(b"\n"))
         except OSError:
-            return
-        with conn:
-            conn.settimeout(target.deadline(10))
-            try:
-                while chunk := conn.recv(4096):
-                    received.extend(chunk)
-                    conn.sendall(b"ok\n" * chunk.count(b"\n"))
-            except OSError:
-                pass  # the client hung up first: what arrived is what counts
-        listener.close()
+            pass  # the client hung up first: what arrived is what counts
 
-    thread = threading.Thread(target=keep, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], received, thread
+    port, thread = stand_in_server(target, keep)
+    return port, received, thread
 
 
 def test_client_sends_exit_and_stops_reading_input(target):
@@ -93,26 +104,9 @@ def test_client_refused_connection_says_so_and_exits_1(target):
 
 def test_client_reports_a_server_that_goes_away(target):
     """A stand-in server that reads one line and hangs up without a reply."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(target.deadline(10))
-
-    def hang_up():
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(target.deadline(10))
-            conn.recv(100)
-
-    thread = threading.Thread(target=hang_up, daemon=True)
-    thread.start()
-    try:
-        port = listener.getsockname()[1]
-        code, out, err = target.run("client", "--port", str(port), input=b"hello\n")
-    finally:
-        thread.join(target.deadline(10))
-        listener.close()
+    port, thread = stand_in_server(target, lambda conn: conn.recv(100))
+    code, out, err = target.run("client", "--port", str(port), input=b"hello\n")
+    thread.join(target.deadline(10))
     assert code == 1, f"client exited {code}, expected 1 when the server hangs up; stderr: {err!r}"
     assert b"closed the connection" in err, f"stderr should say the server closed the connection: {err!r}"
 
