@@ -196,8 +196,13 @@ static void serve_client(struct client *client)
          */
         int wait_ms = deadline == 0 ? -1 : (int)(deadline - now);
         if (wait_ms != applied_wait_ms) {
-            if (sock_set_receive_timeout(client->sock, wait_ms) != 0)
-                return; /* a client we cannot time out is one we cannot protect the server from */
+            if (sock_set_receive_timeout(client->sock, wait_ms) != 0) {
+                /* A client we cannot time out is one we cannot protect the server from. */
+                char reason[NET_ERR_TEXT];
+                log_event(client->peer, "error: cannot set its receive timeout: %s, closing",
+                          sock_strerror(sock_last_error(), reason, sizeof reason));
+                return;
+            }
             applied_wait_ms = wait_ms;
         }
 
