@@ -170,3 +170,23 @@ long net_recv(socket_t sock, void *buf, size_t len)
             return got;
     }
 }
+
+void net_linger(socket_t sock, int linger_ms)
+{
+    /*
+     * close() with unread bytes sends a reset instead of end of stream, and a
+     * peer that receives a reset may drop what it has not read yet: Windows
+     * does, so the line that explained the close would be lost. So end our
+     * side first, and read until the peer has nothing more to say.
+     */
+    sock_stop_sending(sock);
+    char sink[4096];
+    long long give_up_at = monotonic_ms() + linger_ms;
+    for (;;) {
+        long long left = give_up_at - monotonic_ms();
+        if (left <= 0 || sock_set_receive_timeout(sock, (int)left) != 0)
+            return;
+        if (sock_recv_wait(sock, sink, sizeof sink) <= 0)
+            return; /* end of stream, a broken connection, a stop, or the time is up */
+    }
+}

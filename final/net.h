@@ -47,4 +47,12 @@ int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms);
 /* Receives up to len bytes, retrying interruptions. Returns bytes read, 0 at end of stream, or -1. */
 long net_recv(socket_t sock, void *buf, size_t len);
 
+/*
+ * Before closing a connection whose peer may still be sending: sends end of
+ * stream, then reads and drops what arrives until the peer closes its side,
+ * the connection breaks, or linger_ms pass. The socket must be readied by
+ * sock_setup_accepted(); the caller still closes it.
+ */
+void net_linger(socket_t sock, int linger_ms);
+
 #endif

@@ -170,4 +170,7 @@ long sock_recv_wait(socket_t sock, void *buf, size_t len);
  */
 void sock_stop_receiving(socket_t sock);
 
+/* Sends end of stream after the bytes already sent; the socket still receives (SHUT_WR, SD_SEND). */
+void sock_stop_sending(socket_t sock);
+
 #endif

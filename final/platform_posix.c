@@ -308,3 +308,8 @@ void sock_stop_receiving(socket_t sock)
     /* The read side only: a blocked recv() returns what is queued, then 0, and replies can still go out. */
     shutdown(sock, SHUT_RD);
 }
+
+void sock_stop_sending(socket_t sock)
+{
+    shutdown(sock, SHUT_WR);
+}

@@ -357,3 +357,8 @@ void sock_stop_receiving(socket_t sock)
 {
     (void)sock; /* the wake socket has already woken every sock_recv_wait() */
 }
+
+void sock_stop_sending(socket_t sock)
+{
+    shutdown(sock, SD_SEND);
+}

@@ -45,6 +45,9 @@
 /* How long to stop accepting when the process is out of descriptors (as memcached does). */
 #define ACCEPT_PAUSE_MS 100
 
+/* How long a client closed with an ERR line may go on sending before its socket is closed anyway. */
+#define VERDICT_LINGER_MS 2000
+
 /* At a stop, how many more reads a client gets: one that never stops sending cannot hold us up. */
 #define GOODBYE_MAX_READS 16
 
@@ -111,11 +114,15 @@ static int send_wait_ms(const struct client *client)
     return seconds == 0 ? -1 : (int)(seconds * 1000);
 }
 
-/* Sends a one-line verdict, without waiting for room, and logs why the client is being closed. */
+/*
+ * Sends a one-line verdict, without waiting for room, and logs why the client
+ * is being closed. Then lingers, so that the verdict is not lost to a reset.
+ */
 static void close_with(struct client *client, const char *verdict, size_t len, const char *why)
 {
     log_event(client->peer, "error: %s, closing", why);
     net_send_all(client->sock, verdict, len, 0);
+    net_linger(client->sock, VERDICT_LINGER_MS);
 }
 
 /* Receives once (waiting up to the socket's receive timeout) and answers every complete line. */

@@ -401,13 +401,19 @@ class Connection:
                 self.fail(step, "the reply differs from what was expected", expected, hint)
         self.received += got
 
-    def expect_eof(self, step="wait for the server to close", hint=None):
-        """Demands that the server closes the connection and sends nothing more first."""
+    def expect_eof(self, step="wait for the server to close", hint=None, reset_allowed=True):
+        """Demands that the server closes the connection and sends nothing more first.
+
+        With reset_allowed=False the close must be an end of stream (FIN), not a reset (RST).
+        """
         try:
             chunk = self.sock.recv(4096)
         except socket.timeout:
             self.fail(step, f"the connection was still open after {self.timeout:.0f} s", b"(end of stream)", hint)
         except ConnectionResetError:
+            if not reset_allowed:
+                self.fail(step, "the server reset the connection instead of ending the stream", b"(end of stream)",
+                          hint)
             chunk = b""  # a reset is a close, too
         if chunk:
             self.received += chunk

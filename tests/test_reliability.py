@@ -99,6 +99,42 @@ def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(shared
     bystander.round_trip(b"undisturbed")
 
 
+def test_too_long_line_with_bytes_behind_it_ends_the_stream_instead_of_resetting(shared_server, connections,
+                                                                                target):
+    conn = shared_server.connect()
+    connections.append(conn)
+    # The server stops reading at the long line: the lines behind it are still unread when it closes.
+    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n" + b"more\n" * 2000)
+    conn.expect(TOO_LONG_REPLY)
+    conn.expect_eof(reset_allowed=False,
+                    hint="close() with unread bytes sends a reset, and a Windows client that gets one drops the "
+                         "ERR line it has not read yet: end the stream first, then read what is left (net_linger())")
+
+
+def test_client_that_goes_on_sending_after_its_err_line_is_cut_off(shared_server, connections, target):
+    conn = shared_server.connect()
+    connections.append(conn)
+    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
+    conn.expect(TOO_LONG_REPLY)
+    conn.expect_eof(reset_allowed=False)
+    # The server reads and drops what comes after its verdict, but not for ever.
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < target.deadline(10):
+        try:
+            conn.sock.sendall(b"still talking\n")
+        except OSError:
+            break
+        sent += 1
+        time.sleep(0.02)  # a steady talker, not a flood: the point is that it never stops
+    else:
+        pytest.fail(f"the server still took lines {time.monotonic() - started:.1f} s after its ERR line "
+                    f"({sent} sent)\n{shared_server.log()}")
+    waited = time.monotonic() - started
+    record(target, "talker after ERR cut off after (s)", round(waited, 2))
+    shared_server.connect().round_trip(b"still serving")
+
+
 @pytest.mark.measures_resources
 def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, connections, target):
     conn = server.connect()
