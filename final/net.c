@@ -183,10 +183,11 @@ void net_linger(socket_t sock, int linger_ms)
     char sink[4096];
     long long give_up_at = monotonic_ms() + linger_ms;
     for (;;) {
+        /* A client that keeps sending would keep each read busy: a stop must not wait for it. */
         long long left = give_up_at - monotonic_ms();
-        if (left <= 0 || sock_set_receive_timeout(sock, (int)left) != 0)
+        if (left <= 0 || stop_requested() || sock_set_receive_timeout(sock, (int)left) != 0)
             return;
         if (sock_recv_wait(sock, sink, sizeof sink) <= 0)
-            return; /* end of stream, a broken connection, a stop, or the time is up */
+            return; /* the peer has said all it will, or waiting longer is pointless */
     }
 }

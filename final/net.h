@@ -50,8 +50,9 @@ long net_recv(socket_t sock, void *buf, size_t len);
 /*
  * Before closing a connection whose peer may still be sending: sends end of
  * stream, then reads and drops what arrives until the peer closes its side,
- * the connection breaks, or linger_ms pass. The socket must be readied by
- * sock_setup_accepted(); the caller still closes it.
+ * the connection breaks, a stop is requested, or linger_ms pass. The socket
+ * must be readied by sock_setup_accepted(); this changes its receive
+ * timeout, and the caller still closes it.
  */
 void net_linger(socket_t sock, int linger_ms);
 

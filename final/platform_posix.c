@@ -311,5 +311,6 @@ void sock_stop_receiving(socket_t sock)
 
 void sock_stop_sending(socket_t sock)
 {
+    /* Not close(): the peer gets end of stream after our last bytes, and we can still read what it sends. */
     shutdown(sock, SHUT_WR);
 }

@@ -360,5 +360,6 @@ void sock_stop_receiving(socket_t sock)
 
 void sock_stop_sending(socket_t sock)
 {
+    /* Not closesocket(): the peer gets end of stream after our last bytes, and we can still read. */
     shutdown(sock, SD_SEND);
 }
