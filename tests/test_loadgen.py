@@ -1,6 +1,7 @@
 """tools/loadgen on a tiny load, so that `make bench`'s instrument keeps working."""
 
 import re
+import socket
 import subprocess
 
 import pytest
@@ -39,6 +40,18 @@ def test_loadgen_holds_idle_connections_and_says_so(server):
     )
     assert "holding 3 connections" in done.stdout, done.stdout + done.stderr
     assert result(done.stdout)["connections"] == 3 and done.returncode == 0
+
+
+def test_loadgen_counts_each_refused_connection_as_an_error():
+    # A port that was free a moment ago: on loopback nothing listens there, so each connect is refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = subprocess.run([str(LOADGEN), "--port", str(port), "--connections", "4", "--requests", "1"],
+                          capture_output=True, text=True, timeout=30)
+    numbers = result(done.stdout)
+    assert numbers["connections"] == 0 and numbers["errors"] == 4, done.stdout
+    assert done.returncode == 1, f"loadgen exited {done.returncode} with every connection refused"
 
 
 def test_loadgen_refuses_a_bad_number():
