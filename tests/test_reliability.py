@@ -138,6 +138,50 @@ def test_client_that_goes_on_sending_after_its_err_line_is_cut_off(shared_server
     shared_server.connect().round_trip(b"still serving")
 
 
+VERDICT_LINGER_S = 2.0  # VERDICT_LINGER_MS in final/server.c
+
+
+# What ends the linger at a stop differs. On Windows the stop only wakes the read, and a talker always
+# has more to read: without its stop_requested() check net_linger() waited the 2 s out (2.02 s under
+# Wine, 0.007 s with it). On Linux the stop shuts the read side of a socket that has already sent its
+# FIN, and the talker's next bytes reset it, so the Linux build passes either way.
+def test_ctrl_c_does_not_wait_for_a_client_talking_after_its_err_line(server, connections, target):
+    conn = server.connect()
+    connections.append(conn)
+    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
+    conn.expect(TOO_LONG_REPLY)
+    conn.expect_eof(reset_allowed=False)
+    talking = threading.Event()
+    talking.set()
+
+    def talk():
+        # Without pause, so that each read of the linger finds more.
+        chunk = b"still talking\n" * 4096
+        while talking.is_set():
+            try:
+                conn.sock.sendall(chunk)
+            except OSError:
+                return
+
+    talker = threading.Thread(target=talk, daemon=True)
+    talker.start()
+    try:
+        server.connect().round_trip(b"another client")  # one more for the stop to tell
+        interrupted_at = time.monotonic()
+        server.interrupt()
+        code = server.wait(target.deadline(5))
+        took = time.monotonic() - interrupted_at
+    finally:
+        talking.clear()
+        talker.join(5)
+
+    assert code == 0, f"the server exited {code} (None: still running) after Ctrl+C\n{server.log()}"
+    # Not scaled by the build's slowdown: the question is whether the stop waited the linger out.
+    assert took < 0.75 * VERDICT_LINGER_S, (f"Ctrl+C took {took:.2f} s with a client talking after its ERR "
+                                            f"line: a stop must end the {VERDICT_LINGER_S:.0f} s linger\n"
+                                            f"{server.log()}")
+
+
 @pytest.mark.measures_resources
 def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, connections, target):
     conn = server.connect()
