@@ -42,7 +42,7 @@ def test_loadgen_holds_idle_connections_and_says_so(server):
     assert result(done.stdout)["connections"] == 3 and done.returncode == 0
 
 
-def test_loadgen_counts_each_refused_connection_as_an_error():
+def test_loadgen_counts_each_refused_connection_as_an_error_and_exits_1():
     # A port that was free a moment ago: on loopback nothing listens there, so each connect is refused.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
