@@ -144,7 +144,8 @@ def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then
     waited = time.monotonic() - started
     # Reading for a while is the point: a server that ended the stream and closed at once would reset this
     # talker at its next line, and a reset can flush the ERR line from a Windows client's buffer.
-    assert waited >= 0.5 * VERDICT_LINGER_S, f"cut off {waited:.2f} s after its ERR line: the server did not linger reading"
+    assert waited >= 0.5 * VERDICT_LINGER_S, (f"cut off {waited:.2f} s after its ERR line: the server did not "
+                                              f"linger reading")
     record(target, "talker after ERR cut off after (s)", round(waited, 2))
     shared_server.connect().round_trip(b"still serving")
 
