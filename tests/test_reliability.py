@@ -102,25 +102,27 @@ def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(shared
 VERDICT_LINGER_S = 2.0  # VERDICT_LINGER_MS in final/server.c: how long a client closed with an ERR line is read
 
 
-def test_too_long_line_with_bytes_behind_it_ends_the_stream_instead_of_resetting(shared_server, connections,
-                                                                                target):
-    conn = shared_server.connect()
+def cut_off_with_too_long_line(server, connections, behind=b""):
+    """Sends a line over the limit (then `behind`), demands ERR line too long and an end of stream, not a
+    reset; returns the connection, which the server now lingers on."""
+    conn = server.connect()
     connections.append(conn)
-    # The server stops reading at the long line: the lines behind it are still unread when it closes.
-    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n" + b"more\n" * 2000)
+    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n" + behind)
     conn.expect(TOO_LONG_REPLY)
     conn.expect_eof(reset_allowed=False,
                     hint="close() with unread bytes sends a reset, and a Windows client that gets one drops the "
                          "ERR line it has not read yet: end the stream first, then read what is left (net_linger())")
+    return conn
+
+
+def test_too_long_line_with_bytes_behind_it_ends_the_stream_instead_of_resetting(shared_server, connections):
+    # The server stops reading at the long line: the lines behind it are still unread when it closes.
+    cut_off_with_too_long_line(shared_server, connections, behind=b"more\n" * 2000)
 
 
 def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then_cut_off(shared_server, connections,
                                                                                           target):
-    conn = shared_server.connect()
-    connections.append(conn)
-    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
-    conn.expect(TOO_LONG_REPLY)
-    conn.expect_eof(reset_allowed=False)
+    conn = cut_off_with_too_long_line(shared_server, connections)
     # The server reads and drops what comes after its verdict, but not for ever. 64 KiB every 5 ms is more
     # than the socket buffers hold in the linger's 2 s: a server that stopped reading would block this send.
     # (Only on Linux: Wine takes bytes off the socket for the program, so there the send never blocks.)
@@ -155,12 +157,8 @@ def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then
 # Wine, 0.007 s with it). On Linux the stop shuts the read side of a socket that has already sent its
 # FIN, and the talker's next bytes reset it, so the Linux build passes either way.
 def test_ctrl_c_does_not_wait_for_a_client_talking_after_its_err_line(server, connections, target):
-    conn = server.connect()
-    connections.append(conn)
-    conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
-    conn.expect(TOO_LONG_REPLY)
-    lingering_since = time.monotonic()  # the server ends the stream, then lingers
-    conn.expect_eof(reset_allowed=False)
+    lingering_since = time.monotonic()  # no later than the linger's start: what is left is not overstated
+    conn = cut_off_with_too_long_line(server, connections)
     talking = threading.Event()
     talking.set()
 
