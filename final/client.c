@@ -104,10 +104,11 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
         size_t len = read_input_line(input, LINE_MAX_BYTES + 1);
-        if (len == 0)
+        if (len == 0 && !mid_line)
             break; /* end of input: leave as "exit" does */
         int line_done = len > 0 && input[len - 1] == '\n';
-        if (!line_done && feof(stdin)) {
+        /* len 0 here: a long last line filled its final read exactly, and the end of input shows only now. */
+        if (!line_done && (len == 0 || feof(stdin))) {
             input[len++] = '\n'; /* the last line had no end; give it one */
             line_done = 1;
         }

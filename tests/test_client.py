@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import free_port
+from harness import LINE_MAX_BYTES, free_port
 
 
 def test_client_prints_each_reply_and_no_prompt_when_piped(server, target):
@@ -86,6 +86,20 @@ def test_client_passes_carriage_returns_and_ctrl_z_through_a_pipe(target):
     target.run("client", "--port", str(port), input=b"a\r\nb\x1ac\nexit\n")
     thread.join(target.deadline(10))
     assert bytes(received).startswith(b"a\r\nb\x1ac\n"), f"the client sent {bytes(received)!r}"
+
+
+# The client reads at most LINE_MAX_BYTES + 1 bytes at a time: a last line that fills its final read exactly
+# (the first two lengths) meets the end of input only at the next read, empty, and must still be ended.
+@pytest.mark.parametrize("length", [LINE_MAX_BYTES + 1, 2 * (LINE_MAX_BYTES + 1), LINE_MAX_BYTES + 2])
+def test_client_ends_a_long_last_line_that_has_no_newline(target, length):
+    port, received, thread = record_what_arrives(target)
+    code, out, err = target.run("client", "--port", str(port), input=b"x" * length)
+    thread.join(target.deadline(10))
+    assert bytes(received) == b"x" * length + b"\n", (
+        f"the server should receive the {length} bytes, then b'\\n'; it received {len(received)} bytes, "
+        f"ending {bytes(received[-4:])!r}")
+    assert out == b"ok\n", f"the client should print the reply to the ended line, printed {out!r}; {err!r}"
+    assert code == 0, f"client exited {code}, expected 0 at end of input; stderr: {err!r}"
 
 
 def test_client_shows_why_the_server_refused_a_long_line(server, target):
