@@ -150,8 +150,11 @@ int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms)
                 give_up_at = now + wait_ms;
             if (wait_ms > 0 && now >= give_up_at)
                 return NET_SEND_TIMED_OUT;
-            if (sock_wait_writable(sock, wait_ms < 0 ? -1 : (int)(give_up_at - now)) < 0)
+            enum wake_reason woke = sock_wait_writable(sock, wait_ms < 0 ? -1 : (int)(give_up_at - now));
+            if (woke == WOKE_ERROR)
                 return -1;
+            if (woke == WOKE_STOP)
+                return NET_SEND_STOPPED; /* a client that does not read must not hold up a stop */
             continue;
         }
         /* send() may take fewer bytes than offered: send the rest. */

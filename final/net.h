@@ -35,12 +35,15 @@ int net_peer_address(socket_t sock, char *out, size_t out_len);
 
 /* What net_send_all() returns when the socket's send buffer had no room for wait_ms. */
 #define NET_SEND_TIMED_OUT (-2)
+/* What net_send_all() returns when a stop is requested while it waits for room. */
+#define NET_SEND_STOPPED (-3)
 
 /*
  * Sends all len bytes, going on after partial sends and interruptions. When
  * the send buffer is full (sock_send() never waits), waits up to wait_ms for
- * room each time (0: not at all, -1: for ever). Returns 0, -1 on a broken
- * connection, or NET_SEND_TIMED_OUT.
+ * room each time (0: not at all, -1: for ever), but never past a stop.
+ * Returns 0, -1 on a broken connection, NET_SEND_TIMED_OUT or
+ * NET_SEND_STOPPED.
  */
 int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms);
 

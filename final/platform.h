@@ -86,10 +86,6 @@ int sock_setup_accepted(socket_t sock);
 /* Makes sock_recv_wait() give up after timeout_ms without a byte (-1: never); returns 0, or -1. */
 int sock_set_receive_timeout(socket_t sock, int timeout_ms);
 
-/* Waits until a send() on the socket can take bytes: 1, or 0 when timeout_ms passes first (-1: no limit); -1
- * on error. */
-int sock_wait_writable(socket_t sock, int timeout_ms);
-
 /* True when the error code means the process or system ran out of descriptors or memory. */
 bool sock_error_is_out_of_resources(int code);
 
@@ -137,7 +133,8 @@ bool stop_requested(void);
 
 enum wake_reason {
     WOKE_READABLE, /* data, a connection, end of stream or an error waits on the socket */
-    WOKE_STOP,     /* a stop was requested (it wins over WOKE_READABLE) */
+    WOKE_WRITABLE, /* a send() on the socket can take bytes (or will report the error) */
+    WOKE_STOP,     /* a stop was requested (it wins over the socket) */
     WOKE_TIMEOUT,  /* timeout_ms passed first */
     WOKE_ERROR,    /* the wait itself failed; see sock_last_error() */
 };
@@ -147,6 +144,10 @@ enum wake_reason {
  * a stop is requested, or timeout_ms milliseconds pass (-1: no limit).
  */
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
+
+/* The same wait for room to send (WOKE_WRITABLE), so that a client that does not read cannot hold up a stop.
+ */
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms);
 
 /* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
 enum wake_reason wait_for_stop(int timeout_ms);

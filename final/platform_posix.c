@@ -113,17 +113,6 @@ int sock_set_receive_timeout(socket_t sock, int timeout_ms)
     return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
 }
 
-int sock_wait_writable(socket_t sock, int timeout_ms)
-{
-    struct pollfd fd = {.fd = sock, .events = POLLOUT};
-    for (;;) {
-        int ready = poll(&fd, 1, timeout_ms);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        return ready < 0 ? -1 : ready;
-    }
-}
-
 bool sock_error_is_out_of_resources(int code)
 {
     return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
@@ -265,10 +254,12 @@ bool stop_requested(void)
     return atomic_load(&stop_signals) > 0;
 }
 
-enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+/* Waits for `events` on the socket or for the wake pipe; `ready_reason` is what to return for the socket. */
+static enum wake_reason wait_or_stop(socket_t sock, short events, enum wake_reason ready_reason,
+                                     int timeout_ms)
 {
     /* poll() skips a negative descriptor, so this works before install too. */
-    struct pollfd fds[2] = {{.fd = wake_pipe[0], .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = wake_pipe[0], .events = POLLIN}, {.fd = sock, .events = events}};
     for (;;) {
         int ready = poll(fds, 2, timeout_ms);
         if (ready < 0 && errno == EINTR)
@@ -279,8 +270,18 @@ enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
             return WOKE_TIMEOUT;
         if (fds[0].revents != 0)
             return WOKE_STOP;
-        return WOKE_READABLE; /* POLLIN, POLLHUP or POLLERR: the next call says which */
+        return ready_reason; /* the event, POLLHUP or POLLERR: the next call says which */
     }
+}
+
+enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+{
+    return wait_or_stop(sock, POLLIN, WOKE_READABLE, timeout_ms);
+}
+
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms)
+{
+    return wait_or_stop(sock, POLLOUT, WOKE_WRITABLE, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)

@@ -136,14 +136,6 @@ int sock_set_receive_timeout(socket_t sock, int timeout_ms)
     return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&wait, sizeof wait) == 0 ? 0 : -1;
 }
 
-int sock_wait_writable(socket_t sock, int timeout_ms)
-{
-    /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
-    WSAPOLLFD fd = {.fd = sock, .events = POLLWRNORM};
-    int ready = WSAPoll(&fd, 1, timeout_ms);
-    return ready == SOCKET_ERROR ? -1 : ready;
-}
-
 bool sock_error_is_out_of_resources(int code)
 {
     return code == WSAEMFILE || code == WSAENOBUFS;
@@ -297,9 +289,12 @@ bool stop_requested(void)
     return atomic_load(&stop_events) > 0;
 }
 
-enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+/* Waits for `events` on the socket or for the wake socket; `ready_reason` is what to return for the socket.
+ */
+static enum wake_reason wait_or_stop(socket_t sock, SHORT events, enum wake_reason ready_reason,
+                                     int timeout_ms)
 {
-    WSAPOLLFD fds[2] = {{.fd = sock, .events = POLLRDNORM}, {.fd = wake_socket, .events = POLLRDNORM}};
+    WSAPOLLFD fds[2] = {{.fd = sock, .events = events}, {.fd = wake_socket, .events = POLLRDNORM}};
     /* Unlike poll(), WSAPoll() fails on an invalid socket: leave the wake socket out before install. */
     ULONG count = wake_socket == INVALID_SOCKET ? 1 : 2;
     int ready = WSAPoll(fds, count, timeout_ms);
@@ -309,7 +304,18 @@ enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
         return WOKE_TIMEOUT;
     if (count == 2 && fds[1].revents != 0)
         return WOKE_STOP;
-    return WOKE_READABLE; /* data, a connection, a hang-up or an error: the next call says which */
+    return ready_reason; /* the event, a hang-up or an error: the next call says which */
+}
+
+enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+{
+    return wait_or_stop(sock, POLLRDNORM, WOKE_READABLE, timeout_ms);
+}
+
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms)
+{
+    /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
+    return wait_or_stop(sock, POLLWRNORM, WOKE_WRITABLE, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)
@@ -348,6 +354,7 @@ long sock_recv_wait(socket_t sock, void *buf, size_t len)
         break;
     }
     case WOKE_READABLE:
+    case WOKE_WRITABLE: /* not asked for here */
         break;
     }
     return sock_recv(sock, buf, len);

@@ -150,6 +150,8 @@ static enum step receive_and_answer(struct client *client, struct line_framer *f
         int sent = net_send_all(sock, reply, sizeof reply - 1, send_wait_ms(client));
         if (sent == NET_SEND_TIMED_OUT)
             log_event(client->peer, "error: not reading its replies, closing");
+        else if (sent == NET_SEND_STOPPED)
+            log_event(client->peer, "error: not reading its replies at the stop, closing");
         if (sent != 0)
             return CLIENT_DONE;
         client->lines_answered++;

@@ -369,6 +369,22 @@ def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, con
     record(target, "bytes sent by a client that never read, before the server closed it", sent)
 
 
+# Linux only, for the reason above: under Wine no send ever waits for room.
+@pytest.mark.builds("linux")
+def test_ctrl_c_does_not_wait_for_a_client_that_never_reads(start_server, connections, target):
+    server = start_server("--send-timeout", "60")
+    hog = server.connect(receive_buffer=4096)
+    connections.append(hog)
+    hog.round_trip(b"then I stop reading")
+    hog.flood_without_reading()  # the server's thread for it now waits for room, for up to a minute
+    server.interrupt()
+    code = server.wait(target.deadline(2))
+    assert code == 0, (f"the server exited {code} (None: still running) 2 s after Ctrl+C, expected 0: a thread "
+                       f"waiting for room to send must see the stop\n{server.log()}")
+    pattern = r"error: not reading its replies at the stop, closing$"
+    assert server.stderr.wait_for(pattern, target.deadline(1)), f"no log line matching {pattern!r}\n{server.log()}"
+
+
 @pytest.mark.builds("linux")  # RLIMIT_AS is set for the server process alone
 @pytest.mark.plain_build_only  # sanitizer runtimes reserve more address space than this cap allows
 def test_thread_start_failure_refuses_that_client_and_keeps_serving(target, connections):
