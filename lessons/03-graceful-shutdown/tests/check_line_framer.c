@@ -189,6 +189,25 @@ START_TEST(test_framer_accepts_limit_line_ending_in_crlf)
 }
 END_TEST
 
+/* A client's "\r\n" may come in two pieces: the '\r' alone must not make a limit line look too long. */
+START_TEST(test_framer_accepts_limit_line_whose_crlf_arrives_split)
+{
+    size_t total;
+    char *data = long_line(LINE_MAX_BYTES, "\r\n", &total);
+    static struct line_framer framer;
+    struct collected out = {0};
+    framer_init(&framer);
+    ck_assert_uint_eq(feed(&framer, data, total - 1), total - 1); /* all but the '\n' */
+    collect_lines(&framer, &out);
+    ck_assert_int_eq(out.last, FRAMER_NEED_MORE);
+    ck_assert_uint_eq(feed(&framer, data + total - 1, 1), 1);
+    collect_lines(&framer, &out);
+    ck_assert_int_eq(out.lines, 1);
+    ck_assert_uint_eq(out.len, LINE_MAX_BYTES + 1);
+    free(data);
+}
+END_TEST
+
 START_TEST(test_framer_refuses_line_one_byte_over_the_limit)
 {
     size_t total;
@@ -267,6 +286,7 @@ Suite *make_line_framer_suite(void)
     tcase_add_test(tc, test_framer_gives_same_lines_for_every_chunking);
     tcase_add_test(tc, test_framer_accepts_line_of_exactly_the_limit);
     tcase_add_test(tc, test_framer_accepts_limit_line_ending_in_crlf);
+    tcase_add_test(tc, test_framer_accepts_limit_line_whose_crlf_arrives_split);
     tcase_add_test(tc, test_framer_refuses_line_one_byte_over_the_limit);
     tcase_add_test(tc, test_framer_refuses_endless_line_without_newline);
     tcase_add_test(tc, test_framer_stays_too_long_once_refused);
