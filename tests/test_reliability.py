@@ -294,6 +294,22 @@ def test_idle_client_is_closed_at_the_idle_timeout(start_server, connections, ta
     record(target, "idle client closed after (s)", round(waited, 2))
 
 
+def test_idle_timeout_counts_from_the_last_line_not_from_the_connect(start_server, connections, target):
+    server = start_server("--idle-timeout", "1")
+    conn = server.connect()
+    connections.append(conn)
+    talk_until = time.monotonic() + 2.5  # longer than the timeout, a line every 0.4 s
+    while True:
+        conn.round_trip(b"still here")
+        last_line = time.monotonic()
+        if last_line > talk_until:
+            break
+        time.sleep(0.4)
+    conn.expect(b"ERR idle timeout\n", hint="the idle clock restarts at every line: silence, not age, closes")
+    waited = time.monotonic() - last_line
+    assert 0.9 <= waited < target.deadline(3), f"closed {waited:.2f} s after the last line with --idle-timeout 1"
+
+
 def test_slowloris_dripping_a_line_is_closed_at_the_line_timeout(start_server, connections, target):
     server = start_server("--line-timeout", "1", "--idle-timeout", "60")
     conn = server.connect()
@@ -317,6 +333,20 @@ def test_slowloris_dripping_a_line_is_closed_at_the_line_timeout(start_server, c
     assert data == b"ERR line timeout\n", f"after {dripped} bytes dripped over {waited:.1f} s got {data!r}"
     assert 0.9 <= waited < target.deadline(3), f"closed after {waited:.2f} s with --line-timeout 1"
     record(target, "slowloris closed after (s)", round(waited, 2))
+
+
+def test_line_timeout_restarts_whenever_a_line_completes(start_server, connections, target):
+    server = start_server("--line-timeout", "1", "--idle-timeout", "60")
+    conn = server.connect()
+    connections.append(conn)
+    conn.send(b"first")
+    unfinished = b"first"
+    talk_until = time.monotonic() + 2.5  # a line is always unfinished, but one ends every 0.4 s
+    while time.monotonic() < talk_until:
+        time.sleep(0.4)
+        conn.send(b"\nnext")
+        conn.expect(target.stage.reply(unfinished), hint="each finished line restarts --line-timeout for the next")
+        unfinished = b"next"
 
 
 def test_client_over_the_limit_is_refused_at_once_and_served_when_a_slot_frees(start_server, connections, target):
