@@ -29,6 +29,8 @@ def test_second_client_is_served_while_the_first_stays(server, connections):
 
 @pytest.mark.needs("concurrent")
 def test_fifty_interleaved_clients_each_get_only_their_own_replies(server, connections, target):
+    """With an echo (lessons 02 and 03) a reply that went to the wrong client shows. Where every reply is
+    the same text (final/) this checks only that each client gets one reply per line, neither more nor less."""
     clients = [server.connect() for _ in range(50)]
     connections.extend(clients)
     for round_number in range(5):
