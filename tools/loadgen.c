@@ -93,19 +93,25 @@ static void raise_file_limit(void)
     }
 }
 
-/* Connects one socket; returns it, or -1. Blocking: connecting is not what is measured per line. */
-static int connect_to(const struct addrinfo *address)
+/*
+ * Connects one socket to the first of the addresses that takes it ("localhost" may give ::1 first, with the
+ * server on 127.0.0.1 only); returns it, or -1. Blocking: connecting is not what is measured per line.
+ */
+static int connect_to(const struct addrinfo *addresses)
 {
-    int fd = socket(address->ai_family, address->ai_socktype, address->ai_protocol);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
-        close(fd);
-        return -1;
+    for (const struct addrinfo *address = addresses; address != NULL; address = address->ai_next) {
+        int fd = socket(address->ai_family, address->ai_socktype, address->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
+            close(fd);
+            continue;
+        }
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); /* one small line, one segment, now */
+        return fd;
     }
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); /* one small line, one segment, now */
-    return fd;
+    return -1;
 }
 
 static int send_line(struct conn *c, const char *line, size_t len)
