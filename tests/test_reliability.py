@@ -28,6 +28,15 @@ def reply_count(target, data):
     return count
 
 
+def client_that_stops_reading(server, connections):
+    """Connects a client that reads one reply, then sends lines without reading until the server's thread for
+    it waits for room to send. Returns the client and how many bytes it sent."""
+    hog = server.connect(receive_buffer=4096)
+    connections.append(hog)
+    hog.round_trip(b"then I stop reading")
+    return hog, hog.flood_without_reading()
+
+
 def receive_exactly(conn, size, timeout):
     """Receives `size` bytes, or fails saying how many came."""
     conn.sock.settimeout(timeout)
@@ -264,9 +273,7 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
 
 @pytest.mark.measures_resources
 def test_client_that_never_reads_does_not_slow_the_others(server, connections, target):
-    hog = server.connect(receive_buffer=4096)
-    connections.append(hog)
-    hog.flood_without_reading()  # the server's thread for it now waits in send()
+    client_that_stops_reading(server, connections)
     other = server.connect()
     connections.append(other)
     latencies = []
@@ -383,10 +390,7 @@ def test_client_over_the_limit_is_refused_at_once_and_served_when_a_slot_frees(s
 @pytest.mark.builds("linux")
 def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, connections, target):
     server = start_server("--send-timeout", "1")
-    hog = server.connect(receive_buffer=4096)
-    connections.append(hog)
-    hog.round_trip(b"then I stop reading")
-    sent = hog.flood_without_reading()  # the server's thread for it now waits in send()
+    hog, sent = client_that_stops_reading(server, connections)
     stopped_reading = hog.stalled_since
     pattern = r"error: not reading its replies, closing$"
     found = server.stderr.wait_for(pattern, target.deadline(5))
@@ -403,10 +407,7 @@ def test_client_that_never_reads_is_closed_at_the_send_timeout(start_server, con
 @pytest.mark.builds("linux")
 def test_ctrl_c_does_not_wait_for_a_client_that_never_reads(start_server, connections, target):
     server = start_server("--send-timeout", "60")
-    hog = server.connect(receive_buffer=4096)
-    connections.append(hog)
-    hog.round_trip(b"then I stop reading")
-    hog.flood_without_reading()  # the server's thread for it now waits for room, for up to a minute
+    client_that_stops_reading(server, connections)  # its thread waits for room, for up to a minute
     server.interrupt()
     code = server.wait(target.deadline(2))
     assert code == 0, (f"the server exited {code} (None: still running) 2 s after Ctrl+C, expected 0: a thread "
