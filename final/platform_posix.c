@@ -254,7 +254,7 @@ bool stop_requested(void)
     return atomic_load(&stop_signals) > 0;
 }
 
-/* Waits for `events` on the socket or for the wake pipe; `ready_reason` is what to return for the socket. */
+/* Waits for `events` on the socket or for the wake pipe; returns ready_reason for the socket. */
 static enum wake_reason wait_or_stop(socket_t sock, short events, enum wake_reason ready_reason,
                                      int timeout_ms)
 {

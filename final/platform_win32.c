@@ -289,8 +289,7 @@ bool stop_requested(void)
     return atomic_load(&stop_events) > 0;
 }
 
-/* Waits for `events` on the socket or for the wake socket; `ready_reason` is what to return for the socket.
- */
+/* Waits for `events` on the socket or for the wake socket; returns ready_reason for the socket. */
 static enum wake_reason wait_or_stop(socket_t sock, SHORT events, enum wake_reason ready_reason,
                                      int timeout_ms)
 {
