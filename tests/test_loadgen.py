@@ -42,6 +42,18 @@ def test_loadgen_holds_idle_connections_and_says_so(server):
     assert result(done.stdout)["connections"] == 3 and done.returncode == 0
 
 
+@pytest.mark.builds("linux")
+@pytest.mark.needs("limits")
+def test_loadgen_counts_idle_connections_the_server_turned_away_as_errors(start_server):
+    server = start_server("--max-clients", "2")
+    # The third is connected by the kernel, then told "ERR server full" and closed: not held.
+    done = subprocess.run([str(LOADGEN), "--port", str(server.port), "--connections", "3", "--idle", "1"],
+                          capture_output=True, text=True, timeout=30)
+    numbers = result(done.stdout)
+    assert numbers["connections"] == 3 and numbers["errors"] == 1, done.stdout
+    assert done.returncode == 1, f"loadgen exited {done.returncode} with a connection turned away"
+
+
 def test_loadgen_counts_each_refused_connection_as_an_error_and_exits_1():
     # A port that was free a moment ago: on loopback nothing listens there, so each connect is refused.
     with socket.socket() as probe:

@@ -5,7 +5,8 @@
  * It opens C connections to HOST:PORT. In the closed-loop mode each
  * connection sends a line, waits for one reply line (whatever its text),
  * records how long that took, and repeats N times. In the idle mode it only
- * holds C connections open for a while. Either way it reports connections,
+ * holds C connections open for a while, and counts as errors those the
+ * server closed or answered meanwhile. Either way it reports connections,
  * lines sent, replies, errors, connect time, lines per second and latency
  * (p50, p99, max in microseconds) as one line for people and one
  * "RESULT key=value ..." line for scripts.
@@ -112,6 +113,19 @@ static int connect_to(const struct addrinfo *addresses)
         return fd;
     }
     return -1;
+}
+
+/* Held connections the server closed, reset or spoke on ("ERR server full") while they idled: not held. */
+static long count_not_held(const struct conn *conns, long count)
+{
+    long lost = 0;
+    char byte;
+    for (long i = 0; i < count; i++) {
+        ssize_t got = recv(conns[i].fd, &byte, 1, MSG_DONTWAIT);
+        if (!(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+            lost++; /* only "nothing to read yet" means the connection is still open and quiet */
+    }
+    return lost;
 }
 
 static int send_line(struct conn *c, const char *line, size_t len)
@@ -268,6 +282,7 @@ int main(int argc, char **argv)
         printf("holding %ld connections\n", opened);
         fflush(stdout);
         sleep((unsigned)idle_s); /* holding is the job here: nothing to wait for */
+        stats.errors += count_not_held(conns, opened);
     } else {
         start = now_us();
         run_requests(conns, opened, line, len, (int)timeout_s, &stats);
