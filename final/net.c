@@ -4,6 +4,7 @@
  */
 #include "net.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,6 +127,22 @@ int net_peer_address(socket_t sock, char *out, size_t out_len)
     return format_address((struct sockaddr *)&addr, addr_len, out, out_len);
 }
 
+/*
+ * When a send first met the stop (0: none has yet). It is one moment for
+ * the whole server, so however slowly its clients read, every send is over
+ * NET_STOP_SEND_WAIT_MS after it, and so is the stop.
+ */
+static _Atomic long long stop_seen_at_ms;
+
+/* The moment every send gives up once a stop is requested; the first caller sets the clock. */
+static long long stop_give_up_time(long long now)
+{
+    long long first = 0;
+    if (atomic_compare_exchange_strong(&stop_seen_at_ms, &first, now))
+        first = now;
+    return first + NET_STOP_SEND_WAIT_MS;
+}
+
 int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms)
 {
     const char *next = buf;
@@ -146,16 +163,24 @@ int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms)
             if (wait_ms == 0)
                 return NET_SEND_TIMED_OUT;
             long long now = monotonic_ms();
-            if (give_up_at == 0)
+            if (give_up_at == 0 && wait_ms > 0)
                 give_up_at = now + wait_ms;
-            if (wait_ms > 0 && now >= give_up_at)
+            if (give_up_at != 0 && now >= give_up_at)
                 return NET_SEND_TIMED_OUT;
-            enum wake_reason woke = sock_wait_writable(sock, wait_ms < 0 ? -1 : (int)(give_up_at - now));
-            if (woke == WOKE_ERROR)
+            /* After a stop, a client still reading gets its last replies; one not reading cannot stall it. */
+            bool stopping = stop_requested();
+            long long deadline = give_up_at;
+            if (stopping) {
+                long long stop_give_up_at = stop_give_up_time(now);
+                if (now >= stop_give_up_at)
+                    return NET_SEND_STOPPED;
+                if (deadline == 0 || stop_give_up_at < deadline)
+                    deadline = stop_give_up_at;
+            }
+            /* Watch for the stop only until it comes: after that it would end every wait at once. */
+            if (sock_wait_writable(sock, deadline == 0 ? -1 : (int)(deadline - now), !stopping) == WOKE_ERROR)
                 return -1;
-            if (woke == WOKE_STOP)
-                return NET_SEND_STOPPED; /* a client that does not read must not hold up a stop */
-            continue;
+            continue; /* room, the time is up, or a stop: the top of the loop says which */
         }
         /* send() may take fewer bytes than offered: send the rest. */
         next += sent;

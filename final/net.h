@@ -35,14 +35,18 @@ int net_peer_address(socket_t sock, char *out, size_t out_len);
 
 /* What net_send_all() returns when the socket's send buffer had no room for wait_ms. */
 #define NET_SEND_TIMED_OUT (-2)
-/* What net_send_all() returns when a stop is requested while it waits for room. */
+/* What net_send_all() returns when a stop is NET_STOP_SEND_WAIT_MS old and there is still no room. */
 #define NET_SEND_STOPPED (-3)
+
+/* How long after a stop sends may still wait for room, in all: readers get their last replies. */
+#define NET_STOP_SEND_WAIT_MS 1000
 
 /*
  * Sends all len bytes, going on after partial sends and interruptions. When
  * the send buffer is full (sock_send() never waits), waits up to wait_ms for
- * room each time (0: not at all, -1: for ever), but never past a stop.
- * Returns 0, -1 on a broken connection, NET_SEND_TIMED_OUT or
+ * room each time (0: not at all, -1: for ever), and once a stop is
+ * requested, no later than NET_STOP_SEND_WAIT_MS after the first send that
+ * saw it. Returns 0, -1 on a broken connection, NET_SEND_TIMED_OUT or
  * NET_SEND_STOPPED.
  */
 int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms);

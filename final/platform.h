@@ -118,11 +118,11 @@ void mutex_destroy(mutex_t *mutex);
 
 /*
  * Makes Ctrl+C (SIGINT or SIGTERM; on Windows also Ctrl+Break and closing
- * the console) request a stop: from then on stop_requested() is true and
- * every sock_wait_readable() or sock_wait_writable() returns WOKE_STOP. A
- * second Ctrl+C exits at once with EXIT_INTERRUPTED. The handler itself does
- * nothing else: all the real work happens in ordinary threads. Returns 0, or
- * -1.
+ * the console) request a stop: from then on stop_requested() is true, and
+ * every sock_wait_readable(), and sock_wait_writable() told to watch for it,
+ * returns WOKE_STOP. A second Ctrl+C exits at once with EXIT_INTERRUPTED.
+ * The handler itself does nothing else: all the real work happens in
+ * ordinary threads. Returns 0, or -1.
  */
 int stop_handler_install(void);
 
@@ -146,8 +146,12 @@ enum wake_reason {
  */
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
 
-/* The same wait for room to send (WOKE_WRITABLE): a client that stops reading cannot hold up a stop. */
-enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms);
+/*
+ * The same wait for room to send (WOKE_WRITABLE). With watch_stop a stop
+ * ends it (WOKE_STOP); without, it waits for the socket alone, for a caller
+ * that has seen the stop and still gives the client a moment to read.
+ */
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_stop);
 
 /* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
 enum wake_reason wait_for_stop(int timeout_ms);

@@ -254,12 +254,13 @@ bool stop_requested(void)
     return atomic_load(&stop_signals) > 0;
 }
 
-/* Waits for `events` on the socket or for the wake pipe; returns ready_reason for the socket. */
+/* Waits for `events` on the socket, or for the wake pipe too; returns ready_reason for the socket. */
 static enum wake_reason wait_or_stop(socket_t sock, short events, enum wake_reason ready_reason,
-                                     int timeout_ms)
+                                     bool watch_stop, int timeout_ms)
 {
-    /* poll() skips a negative descriptor, so this works before install too. */
-    struct pollfd fds[2] = {{.fd = wake_pipe[0], .events = POLLIN}, {.fd = sock, .events = events}};
+    /* poll() skips a negative descriptor: before install, and when the stop is not watched. */
+    struct pollfd fds[2] = {{.fd = watch_stop ? wake_pipe[0] : -1, .events = POLLIN},
+                            {.fd = sock, .events = events}};
     for (;;) {
         int ready = poll(fds, 2, timeout_ms);
         if (ready < 0 && errno == EINTR)
@@ -276,12 +277,12 @@ static enum wake_reason wait_or_stop(socket_t sock, short events, enum wake_reas
 
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
 {
-    return wait_or_stop(sock, POLLIN, WOKE_READABLE, timeout_ms);
+    return wait_or_stop(sock, POLLIN, WOKE_READABLE, true, timeout_ms);
 }
 
-enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms)
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_stop)
 {
-    return wait_or_stop(sock, POLLOUT, WOKE_WRITABLE, timeout_ms);
+    return wait_or_stop(sock, POLLOUT, WOKE_WRITABLE, watch_stop, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)

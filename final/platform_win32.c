@@ -289,13 +289,13 @@ bool stop_requested(void)
     return atomic_load(&stop_events) > 0;
 }
 
-/* Waits for `events` on the socket or for the wake socket; returns ready_reason for the socket. */
+/* Waits for `events` on the socket, or for the wake socket too; returns ready_reason for the socket. */
 static enum wake_reason wait_or_stop(socket_t sock, SHORT events, enum wake_reason ready_reason,
-                                     int timeout_ms)
+                                     bool watch_stop, int timeout_ms)
 {
     WSAPOLLFD fds[2] = {{.fd = sock, .events = events}, {.fd = wake_socket, .events = POLLRDNORM}};
     /* Unlike poll(), WSAPoll() fails on an invalid socket: leave the wake socket out before install. */
-    ULONG count = wake_socket == INVALID_SOCKET ? 1 : 2;
+    ULONG count = watch_stop && wake_socket != INVALID_SOCKET ? 2 : 1;
     int ready = WSAPoll(fds, count, timeout_ms);
     if (ready == SOCKET_ERROR)
         return WOKE_ERROR;
@@ -308,13 +308,13 @@ static enum wake_reason wait_or_stop(socket_t sock, SHORT events, enum wake_reas
 
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
 {
-    return wait_or_stop(sock, POLLRDNORM, WOKE_READABLE, timeout_ms);
+    return wait_or_stop(sock, POLLRDNORM, WOKE_READABLE, true, timeout_ms);
 }
 
-enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms)
+enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_stop)
 {
     /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
-    return wait_or_stop(sock, POLLWRNORM, WOKE_WRITABLE, timeout_ms);
+    return wait_or_stop(sock, POLLWRNORM, WOKE_WRITABLE, watch_stop, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)

@@ -131,9 +131,10 @@ def test_idle_server_stops_at_once_on_ctrl_c(server, target):
     assert code == 0, f"an idle server exited {code} after Ctrl+C (None: still running), expected 0\n{server.log()}"
 
 
-# Only where a client that does not read can hold up the first stop: final/ ends every wait for room at a
-# stop (NET_SEND_STOPPED), and test_reliability.py checks that it does. Its second Ctrl+C is checked by the
-# next test, on Linux; the Windows console handler behind it is the same code as lesson 03's, checked here.
+# Only where a client that does not read can hold up the first stop: final/ ends every wait for room a second
+# after a stop (NET_SEND_STOPPED), too soon to aim a second Ctrl+C at, and test_reliability.py checks that it does.
+# Its second Ctrl+C is checked by the next test, on Linux; the Windows console handler behind it is the same code as
+# lesson 03's, checked here.
 @pytest.mark.needs("graceful_shutdown")
 @pytest.mark.needs_not("limits")
 def test_second_ctrl_c_exits_at_once_with_code_130(server, connections, target):

@@ -1,0 +1,149 @@
+/*
+ * check_net.c - net_send_all() at a stop: a peer still reading gets its
+ * bytes, one that is not cannot hold the stop up, and the wait after a stop
+ * is one deadline for every send, not a fresh one per reply.
+ *
+ * Each test requests a real stop (raise(SIGINT) with the stop handler
+ * installed), so it needs Check's default fork mode: a stop cannot be undone
+ * within a process.
+ */
+#include "check_suites.h"
+#include "net.h"
+
+#include <check.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* A local pair of connected stream sockets: what one sends, the other receives. */
+struct pair {
+    socket_t sender;
+    socket_t receiver;
+};
+
+static struct pair open_pair(void)
+{
+    int fds[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    return (struct pair){fds[0], fds[1]};
+}
+
+/* Sends until there is no room left, as a client that stops reading leaves it. Returns the bytes sent. */
+static size_t fill_send_buffer(socket_t sock)
+{
+    static const char junk[4096];
+    size_t total = 0;
+    long sent;
+    while ((sent = sock_send(sock, junk, sizeof junk)) > 0)
+        total += (size_t)sent;
+    ck_assert_msg(sock_error_is_would_block(sock_last_error()), "filling the send buffer failed");
+    return total;
+}
+
+static void request_stop(void)
+{
+    ck_assert_int_eq(stop_handler_install(), 0);
+    ck_assert_int_eq(raise(SIGINT), 0); /* the handler has run when raise() returns */
+    ck_assert(stop_requested());
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0)
+        continue; /* interrupted: sleep the rest */
+}
+
+/* A peer on its own thread that reads until the end of the stream, every pause_ms (0: at once). */
+struct reader {
+    socket_t sock;
+    long pause_ms;
+    size_t total;
+};
+
+static void read_to_the_end(void *arg)
+{
+    struct reader *reader = arg;
+    char buf[65536];
+    for (;;) {
+        if (reader->pause_ms > 0)
+            sleep_ms(reader->pause_ms);
+        long got;
+        while ((got = recv(reader->sock, buf, sizeof buf, reader->pause_ms > 0 ? MSG_DONTWAIT : 0)) > 0)
+            reader->total += (size_t)got;
+        if (got == 0 || !sock_error_is_would_block(sock_last_error()))
+            return; /* end of stream, or the test is over */
+    }
+}
+
+START_TEST(test_send_all_after_a_stop_still_gives_a_reading_peer_everything)
+{
+    static const char reply[1 << 20];
+    struct pair pair = open_pair();
+    size_t filled = fill_send_buffer(pair.sender);
+    request_stop();
+
+    struct reader reader = {.sock = pair.receiver};
+    thread_t thread;
+    ck_assert_int_eq(thread_start(&thread, read_to_the_end, &reader), 0);
+    int result = net_send_all(pair.sender, reply, sizeof reply, 10000);
+    sock_close(pair.sender);
+    thread_join(thread);
+    sock_close(pair.receiver);
+
+    ck_assert_int_eq(result, 0);
+    ck_assert_uint_eq(reader.total, filled + sizeof reply);
+}
+END_TEST
+
+START_TEST(test_send_all_after_a_stop_gives_up_on_a_peer_that_never_reads)
+{
+    static const char reply[] = "Hello from server\n";
+    struct pair pair = open_pair();
+    fill_send_buffer(pair.sender);
+    request_stop();
+    /* No send timeout at all: only the stop's own deadline can end this wait. */
+    ck_assert_int_eq(net_send_all(pair.sender, reply, sizeof reply - 1, -1), NET_SEND_STOPPED);
+    sock_close(pair.sender);
+    sock_close(pair.receiver);
+}
+END_TEST
+
+START_TEST(test_send_all_stop_deadline_is_one_for_every_send)
+{
+    static const char reply[4096];
+    struct pair pair = open_pair();
+    fill_send_buffer(pair.sender);
+    request_stop();
+
+    /* Makes room every 100 ms: each send alone waits far less than NET_STOP_SEND_WAIT_MS. */
+    struct reader reader = {.sock = pair.receiver, .pause_ms = 100};
+    thread_t thread;
+    ck_assert_int_eq(thread_start(&thread, read_to_the_end, &reader), 0);
+    int sends_done = 0;
+    int result;
+    int most = 3 * NET_STOP_SEND_WAIT_MS / 100; /* three times what the deadline allows */
+    while ((result = net_send_all(pair.sender, reply, sizeof reply, -1)) == 0 && sends_done < most) {
+        sends_done++;
+        fill_send_buffer(pair.sender); /* so that the next send must wait for the reader again */
+    }
+    sock_close(pair.sender);
+    thread_join(thread);
+    sock_close(pair.receiver);
+
+    ck_assert_int_eq(result, NET_SEND_STOPPED);
+    ck_assert_msg(sends_done > 0, "no send got through to a reading peer after the stop");
+}
+END_TEST
+
+Suite *make_net_suite(void)
+{
+    Suite *suite = suite_create("net");
+    TCase *tc = tcase_create("send_at_stop");
+    tcase_set_timeout(tc, 10); /* without the stop's deadline, a send to a peer that never reads never ends */
+    tcase_add_test(tc, test_send_all_after_a_stop_still_gives_a_reading_peer_everything);
+    tcase_add_test(tc, test_send_all_after_a_stop_gives_up_on_a_peer_that_never_reads);
+    tcase_add_test(tc, test_send_all_stop_deadline_is_one_for_every_send);
+    suite_add_tcase(suite, tc);
+    return suite;
+}
