@@ -222,7 +222,8 @@ static void serve_client(struct client *client)
             return;
         /* At a stop, a client that never stops sending gets a few more reads, not the rest of time. */
         if (step == STOPPED || (stop_requested() && ++reads_after_stop > GOODBYE_MAX_READS)) {
-            net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, 0);
+            /* Like a reply, the notice waits for room, and like a reply, not past the stop's second. */
+            net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, send_wait_ms(client));
             return;
         }
         if (step == TIMED_OUT)
