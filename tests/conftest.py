@@ -159,8 +159,8 @@ def start_server(request, target):
     """Starts servers of the target on free ports; stops every one at the end of the test."""
     servers = []
 
-    def start(*args, port=0):
-        server = Server(target, *args, port=port)
+    def start(*args, port=0, env=None):
+        server = Server(target, *args, port=port, env=env)
         servers.append(server)
         request.node.course_servers = servers
         return server

@@ -187,10 +187,12 @@ class OutputReader:
 class Server:
     """A stage's server started on a free port (--port 0), ready once it says where it listens."""
 
-    def __init__(self, target, *args, port=0, prefix=(), slowdown=1, preexec=None):
+    def __init__(self, target, *args, port=0, prefix=(), slowdown=1, preexec=None, env=None):
         """prefix: a wrapper such as valgrind; slowdown: how much longer it may take to start;
-        preexec: a function run in the child before the server starts (to set limits)."""
+        preexec: a function run in the child before the server starts (to set limits);
+        env: variables added to the server's environment."""
         self.target = target
+        self.extra_env = env or {}
         self.command = [*prefix, *target.command("server", "--port", str(port), *args)]
         start_limit = target.deadline(10) * slowdown
         found = self._start(preexec, start_limit)
@@ -214,7 +216,7 @@ class Server:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=self.target.env(),
+            env={**self.target.env(), **self.extra_env},
             preexec_fn=preexec,
         )
         self.stdout = OutputReader(self.process.stdout)

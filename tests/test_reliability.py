@@ -236,8 +236,12 @@ def test_hostile_bytes_are_answered_and_never_crash(shared_server, connections, 
     record(target, "hostile inputs tried", 1, accumulate=True)
 
 
-def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
+def test_thousand_resets_leave_the_server_alive_at_its_baseline(start_server, target):
     """Peers that reset or vanish mid-conversation: the server neither dies of SIGPIPE nor leaks."""
+    # One malloc arena: otherwise glibc may reserve another 64 MiB arena in any round where threads
+    # happen to contend (seen in CI: 128 MiB in the second round), which the growth check below would
+    # take for unjoined stacks. The server behaves the same; only its address space stops drifting.
+    server = start_server(env={"MALLOC_ARENA_MAX": "1"} if target.build == "linux" else None)
     baseline_conn = server.connect()
     baseline_conn.round_trip(b"baseline")
     fds, threads, _ = server.resources()
@@ -259,7 +263,7 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(server, target):
         if target.build == "linux":
             virtual.append(server.virtual_kib())
     if target.build == "linux":
-        # The first round may grow malloc's per-thread arenas for good; an unjoined thread keeps its
+        # glibc keeps a few freed stacks cached after the first round; an unjoined thread keeps its
         # 8 MiB stack reserved, so 500 of them would add about 4 GiB in the second round.
         growth = virtual[1] - virtual[0]
         assert growth < 64 * 1024, f"the second 500 resets reserved {growth} KiB more: threads left unjoined?"
