@@ -69,3 +69,10 @@ def test_loadgen_counts_each_refused_connection_as_an_error_and_exits_1():
 def test_loadgen_refuses_a_bad_number():
     done = subprocess.run([str(LOADGEN), "--connections", "lots"], capture_output=True, text=True, timeout=10)
     assert done.returncode == 2 and "invalid number 'lots'" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "90x", "http"])
+def test_loadgen_refuses_a_port_that_is_not_one(port):
+    done = subprocess.run([str(LOADGEN), "--port", port], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and f"invalid number '{port}'" in done.stderr, (done.returncode, done.stderr)
+    assert "exit status:" in done.stderr, f"the usage text should say what each exit code means:\n{done.stderr}"

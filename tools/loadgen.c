@@ -36,6 +36,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +47,8 @@ static const char usage_text[] =
     "  --requests N     lines each connection sends, one at a time (default 1000)\n"
     "  --line TEXT      the line to send (default \"hello\"); any reply line counts\n"
     "  --idle SECONDS   only hold the connections open this long, sending nothing\n"
-    "  --timeout SECS   give up on replies after this long (default 60)\n";
+    "  --timeout SECS   give up on replies, or on a send, after this long (default 60)\n"
+    "exit status: 0 every line answered or every connection held, 1 any error, 2 bad arguments\n";
 
 /* One connection: where it stands in its request/reply loop. */
 struct conn {
@@ -95,12 +97,13 @@ static void raise_file_limit(void)
 }
 
 /*
- * Connects one socket to the first of the addresses that takes it ("localhost" may give ::1 first, with the
- * server on 127.0.0.1 only); returns it, or -1. Blocking: connecting is not what is measured per line.
+ * Connects one socket to the first address, from *first on, that takes it ("localhost" may give ::1 first,
+ * with the server on 127.0.0.1 only), and moves *first there so that the next connection starts with the
+ * address that worked; returns the socket, or -1. Blocking: connecting is not what is measured per line.
  */
-static int connect_to(const struct addrinfo *addresses)
+static int connect_to(const struct addrinfo **first, int timeout_s)
 {
-    for (const struct addrinfo *address = addresses; address != NULL; address = address->ai_next) {
+    for (const struct addrinfo *address = *first; address != NULL; address = address->ai_next) {
         int fd = socket(address->ai_family, address->ai_socktype, address->ai_protocol);
         if (fd < 0)
             continue;
@@ -110,6 +113,10 @@ static int connect_to(const struct addrinfo *addresses)
         }
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); /* one small line, one segment, now */
+        /* A line longer than the send buffer, to a server that stops reading, would block send() forever. */
+        struct timeval limit = {.tv_sec = timeout_s};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+        *first = address;
         return fd;
     }
     return -1;
@@ -228,9 +235,10 @@ int main(int argc, char **argv)
         const char *value = argv[++i];
         if (strcmp(arg, "--host") == 0)
             host = value;
-        else if (strcmp(arg, "--port") == 0)
+        else if (strcmp(arg, "--port") == 0) {
+            parse_count(value, 1, 65535); /* a port number, though getaddrinfo takes it as text */
             port = value;
-        else if (strcmp(arg, "--line") == 0)
+        } else if (strcmp(arg, "--line") == 0)
             text = value;
         else if (strcmp(arg, "--connections") == 0)
             count = parse_count(value, 1, 1000000);
@@ -266,8 +274,9 @@ int main(int argc, char **argv)
 
     int64_t start = now_us();
     long opened = 0;
+    const struct addrinfo *working = address;
     for (long i = 0; i < count; i++) {
-        conns[opened].fd = connect_to(address);
+        conns[opened].fd = connect_to(&working, (int)timeout_s);
         conns[opened].remaining = requests - 1;
         if (conns[opened].fd < 0)
             stats.errors++;
