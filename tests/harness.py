@@ -8,12 +8,15 @@ it was waiting for.
 """
 
 import configparser
+import fcntl
 import os
 import re
 import select
 import signal
 import socket
+import struct
 import subprocess
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,8 +128,9 @@ class Target:
     def deadline(self, seconds):
         return seconds * SLOWDOWN[self.build] * SANITIZER_SLOWDOWN
 
-    def run(self, program, *args, input=b"", timeout=10):
-        """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n"."""
+    def run(self, program, *args, input=b"", timeout=10, env=None):
+        """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n".
+        env: variables added to the program's environment."""
         command = self.command(program, *args)
         for _ in range(2):  # a second start only when Wine did not start the first (see WINE_FAILED_STARTS)
             done = subprocess.run(
@@ -134,7 +138,7 @@ class Target:
                 input=input,
                 capture_output=True,
                 timeout=self.deadline(timeout),
-                env=self.env(),
+                env={**self.env(), **(env or {})},
             )
             if not wine_failed_to_start(self, command, done.returncode, done.stdout, done.stderr):
                 break
@@ -266,8 +270,10 @@ class Server:
             self.interrupt()
             if self.wait(self.target.deadline(3)) is None:
                 self.kill()
-        self.stdout.thread.join(5)
-        self.stderr.thread.join(5)
+        for reader, pipe in ((self.stdout, self.process.stdout), (self.stderr, self.process.stderr)):
+            reader.thread.join(5)
+            if not reader.thread.is_alive():
+                pipe.close()  # the lines are kept; a whole session of servers would otherwise hold ~2 fds each
 
     def connect(self, **options):
         return Connection(self, **options)
@@ -361,6 +367,15 @@ class Connection:
         """One send() per byte: the server sees the worst chunking there is."""
         for i in range(len(data)):
             self.send(data[i : i + 1])
+
+    def wait_until_acknowledged(self, timeout):
+        """Linux: waits until the peer's kernel has acknowledged every byte sent (nothing left in the send
+        queue), so that what was sent is in the server's receive queue even if the server is stopped."""
+        end = time.monotonic() + timeout
+        while struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] > 0:
+            if time.monotonic() > end:
+                self.fail("wait for the bytes sent to be acknowledged", f"still unacknowledged after {timeout} s")
+            time.sleep(0.001)  # polling a condition with a deadline, not guessing readiness
 
     def flood_without_reading(self, limit=64 << 20):
         """Sends lines and reads no reply until the server takes nothing for 0.5 s: both directions

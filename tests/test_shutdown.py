@@ -59,7 +59,9 @@ def test_ctrl_c_answers_lines_already_sent_before_the_notice(start_server, conne
         client.round_trip(b"first")
         if target.build == "linux":
             server.process.send_signal(signal.SIGSTOP)
-        client.send(b"sent just before ctrl+c\n")  # on loopback it is in the server's queue once send returns
+        client.send(b"sent just before ctrl+c\n")
+        if target.build == "linux":
+            client.wait_until_acknowledged(target.deadline(5))  # in the server's queue, not still on the way
         server.interrupt()
         if target.build == "linux":
             server.process.send_signal(signal.SIGCONT)
