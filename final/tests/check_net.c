@@ -3,6 +3,9 @@
  * bytes, one that is not cannot hold the stop up, and the wait after a stop
  * is one deadline for every send, not a fresh one per reply.
  *
+ * The first test stops a send that is already asleep, which only the stop's
+ * wake descriptor can reach; it reads thread states from Linux's /proc.
+ *
  * Each test requests a real stop (raise(SIGINT) with the stop handler
  * installed), so each needs a process of its own: check_main.c makes Check
  * fork for every test, whatever CK_FORK says.
@@ -11,10 +14,15 @@
 #include "net.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A local pair of connected stream sockets: what one sends, the other receives. */
 struct pair {
@@ -86,6 +94,72 @@ static void read_to_the_end(void *arg)
     }
 }
 
+/* A send on its own thread, to a peer that never reads, with no send timeout: only a stop can end it. */
+struct blocked_send {
+    socket_t sock;
+    int result;
+};
+
+static void send_to_a_silent_peer(void *arg)
+{
+    static const char reply[] = "Hello from server\n";
+    struct blocked_send *blocked = arg;
+    blocked->result = net_send_all(blocked->sock, reply, sizeof reply - 1, -1);
+}
+
+/*
+ * The scheduler state ('R' running, 'S' asleep...) of this process's one thread besides the caller, read
+ * from Linux's /proc; '?' if there is no such thread. Check forks a process per test, so there is one.
+ */
+static char other_thread_state(void)
+{
+    char state = '?';
+    DIR *tasks = opendir("/proc/self/task");
+    ck_assert_msg(tasks != NULL, "cannot list /proc/self/task");
+    struct dirent *task;
+    while ((task = readdir(tasks)) != NULL) {
+        long tid = strtol(task->d_name, NULL, 10);
+        if (tid <= 0 || tid == (long)getpid())
+            continue; /* ".", "..", or the main thread, whose id is the process id */
+        char path[64], line[512];
+        snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+        FILE *stat_file = fopen(path, "r");
+        if (stat_file == NULL)
+            continue; /* the thread ended meanwhile */
+        char *end_of_name = fgets(line, sizeof line, stat_file) ? strrchr(line, ')') : NULL;
+        if (end_of_name != NULL && end_of_name[1] == ' ')
+            state = end_of_name[2]; /* "tid (name) S ...": the name may hold spaces and ')' itself */
+        fclose(stat_file);
+    }
+    closedir(tasks);
+    return state;
+}
+
+START_TEST(test_send_all_already_waiting_for_room_is_woken_by_a_stop)
+{
+    struct pair pair = open_pair();
+    fill_send_buffer(pair.sender);
+    ck_assert_int_eq(stop_handler_install(), 0);
+
+    struct blocked_send blocked = {.sock = pair.sender, .result = 0};
+    thread_t thread;
+    ck_assert_int_eq(thread_start(&thread, send_to_a_silent_peer, &blocked), 0);
+    /* Asleep, with no timeout, in the wait for room: the one place that thread can sleep. */
+    int checks = 0;
+    while (other_thread_state() != 'S') {
+        ck_assert_msg(++checks < 5000, "the sending thread never went to sleep waiting for room");
+        sleep_ms(1);
+    }
+    ck_assert_int_eq(raise(SIGINT), 0);
+    /* Only the wake descriptor can end that sleep; then the stop's deadline gives up on the silent peer. */
+    thread_join(thread);
+    sock_close(pair.sender);
+    sock_close(pair.receiver);
+
+    ck_assert_int_eq(blocked.result, NET_SEND_STOPPED);
+}
+END_TEST
+
 START_TEST(test_send_all_after_a_stop_still_gives_a_reading_peer_everything)
 {
     static const char reply[1 << 20];
@@ -155,6 +229,7 @@ Suite *make_net_suite(void)
     Suite *suite = suite_create("net");
     TCase *tc = tcase_create("send_at_stop");
     tcase_set_timeout(tc, 10); /* without the stop's deadline, a send to a peer that never reads never ends */
+    tcase_add_test(tc, test_send_all_already_waiting_for_room_is_woken_by_a_stop);
     tcase_add_test(tc, test_send_all_after_a_stop_still_gives_a_reading_peer_everything);
     tcase_add_test(tc, test_send_all_after_a_stop_gives_up_on_a_silent_peer_without_spinning);
     tcase_add_test(tc, test_send_all_stop_deadline_is_one_for_every_send);
