@@ -16,13 +16,13 @@
 #include <check.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 /* A local pair of connected stream sockets: what one sends, the other receives. */
 struct pair {
@@ -107,32 +107,55 @@ static void send_to_a_silent_peer(void *arg)
     blocked->result = net_send_all(blocked->sock, reply, sizeof reply - 1, -1);
 }
 
-/*
- * The scheduler state ('R' running, 'S' asleep...) of this process's one thread besides the caller, read
- * from Linux's /proc; '?' if there is no such thread. Check forks a process per test, so there is one.
- */
-static char other_thread_state(void)
+/* The ids of this process's threads, read from Linux's /proc; returns how many, at most max. */
+static int list_thread_ids(long *ids, int max)
 {
-    char state = '?';
+    int count = 0;
     DIR *tasks = opendir("/proc/self/task");
     ck_assert_msg(tasks != NULL, "cannot list /proc/self/task");
     struct dirent *task;
-    while ((task = readdir(tasks)) != NULL) {
+    while ((task = readdir(tasks)) != NULL && count < max) {
         long tid = strtol(task->d_name, NULL, 10);
-        if (tid <= 0 || tid == (long)getpid())
-            continue; /* ".", "..", or the main thread, whose id is the process id */
-        char path[64], line[512];
-        snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
-        FILE *stat_file = fopen(path, "r");
-        if (stat_file == NULL)
-            continue; /* the thread ended meanwhile */
-        char *end_of_name = fgets(line, sizeof line, stat_file) ? strrchr(line, ')') : NULL;
-        if (end_of_name != NULL && end_of_name[1] == ' ')
-            state = end_of_name[2]; /* "tid (name) S ...": the name may hold spaces and ')' itself */
-        fclose(stat_file);
+        if (tid > 0) /* not "." or ".." */
+            ids[count++] = tid;
     }
     closedir(tasks);
+    return count;
+}
+
+/* The scheduler state of one of this process's threads ('R' running, 'S' asleep...), or '?' if it ended. */
+static char thread_state(long tid)
+{
+    char path[64], line[512], state = '?';
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *stat_file = fopen(path, "r");
+    if (stat_file == NULL)
+        return state;
+    char *end_of_name = fgets(line, sizeof line, stat_file) ? strrchr(line, ')') : NULL;
+    if (end_of_name != NULL && end_of_name[1] == ' ')
+        state = end_of_name[2]; /* "tid (name) S ...": the name may hold spaces and ')' itself */
+    fclose(stat_file);
     return state;
+}
+
+/*
+ * Waits until the one thread started since `known` was listed is asleep. A sanitizer runtime may have
+ * threads of its own, so the sender is told apart by being new, not by being the only other one.
+ */
+static void wait_until_new_thread_sleeps(const long *known, int known_count)
+{
+    for (int checks = 0; checks < 5000; checks++, sleep_ms(1)) {
+        long now[64];
+        int count = list_thread_ids(now, 64);
+        for (int i = 0; i < count; i++) {
+            bool is_new = true;
+            for (int k = 0; k < known_count; k++)
+                is_new = is_new && now[i] != known[k];
+            if (is_new && thread_state(now[i]) == 'S')
+                return;
+        }
+    }
+    ck_abort_msg("the sending thread never went to sleep waiting for room");
 }
 
 START_TEST(test_send_all_already_waiting_for_room_is_woken_by_a_stop)
@@ -141,15 +164,13 @@ START_TEST(test_send_all_already_waiting_for_room_is_woken_by_a_stop)
     fill_send_buffer(pair.sender);
     ck_assert_int_eq(stop_handler_install(), 0);
 
+    long known[64];
+    int known_count = list_thread_ids(known, 64);
     struct blocked_send blocked = {.sock = pair.sender, .result = 0};
     thread_t thread;
     ck_assert_int_eq(thread_start(&thread, send_to_a_silent_peer, &blocked), 0);
     /* Asleep, with no timeout, in the wait for room: the one place that thread can sleep. */
-    int checks = 0;
-    while (other_thread_state() != 'S') {
-        ck_assert_msg(++checks < 5000, "the sending thread never went to sleep waiting for room");
-        sleep_ms(1);
-    }
+    wait_until_new_thread_sleeps(known, known_count);
     ck_assert_int_eq(raise(SIGINT), 0);
     /* Only the wake descriptor can end that sleep; then the stop's deadline gives up on the silent peer. */
     thread_join(thread);
