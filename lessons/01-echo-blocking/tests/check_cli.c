@@ -75,6 +75,26 @@ START_TEST(test_cli_sees_help)
 }
 END_TEST
 
+START_TEST(test_cli_sees_help_in_its_short_form)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "-h", NULL, NULL), PARSE_OK);
+    ck_assert_int_eq(opts.help, 1);
+}
+END_TEST
+
+START_TEST(test_cli_takes_the_last_of_a_repeated_option)
+{
+    struct options opts;
+    char err[128];
+    ck_assert_int_eq(parse(&opts, err, "--port=1", "--port", "2"), PARSE_OK);
+    ck_assert_str_eq(opts.port, "2");
+    ck_assert_int_eq(parse(&opts, err, "--host=a", "--host=b", NULL), PARSE_OK);
+    ck_assert_str_eq(opts.host, "b");
+}
+END_TEST
+
 START_TEST(test_cli_refuses_bad_port_naming_it)
 {
     struct options opts;
@@ -113,6 +133,8 @@ Suite *make_cli_suite(void)
     tcase_add_test(tc, test_cli_defaults_to_localhost_9090);
     tcase_add_test(tc, test_cli_reads_host_and_port_in_both_forms);
     tcase_add_test(tc, test_cli_sees_help);
+    tcase_add_test(tc, test_cli_sees_help_in_its_short_form);
+    tcase_add_test(tc, test_cli_takes_the_last_of_a_repeated_option);
     tcase_add_test(tc, test_cli_refuses_bad_port_naming_it);
     tcase_add_test(tc, test_cli_refuses_unknown_flag_naming_it);
     tcase_add_test(tc, test_cli_refuses_flag_without_value);
