@@ -211,7 +211,8 @@ class Server:
                 f"{waited} without the line 'listening on HOST:PORT' on its stdout\n"
                 f"command: {' '.join(self.command)}\n" + self.log()
             )
-        self.host, self.port = found.group(1), int(found.group(2))
+        # "[::1]" names an IPv6 address in brackets, so that its colons do not run into the port.
+        self.host, self.port = found.group(1).removeprefix("[").removesuffix("]"), int(found.group(2))
 
     def _start(self, preexec, start_limit):
         """Starts the process; returns the match of its readiness line, or None if none came in time."""

@@ -1,6 +1,7 @@
 """Command lines: --help, bad arguments (exit 2), a port in use (exit 1), the readiness line."""
 
 import re
+import socket
 
 import pytest
 
@@ -39,6 +40,26 @@ def test_server_announces_where_it_listens_in_one_exact_line(server):
     first = server.stdout.lines[0]
     assert re.fullmatch(r"listening on 127\.0\.0\.1:\d+", first), f"stdout's first line was {first!r}"
     assert server.port != 0, "the line must name the real port, not 0"
+
+
+def ipv6_loopback_works():
+    """Whether this machine can listen on ::1 at all (a container may have IPv6 turned off)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_server_on_ipv6_loopback_names_it_in_brackets_and_serves_the_client(start_server, target):
+    if not ipv6_loopback_works():
+        pytest.skip("this machine cannot listen on ::1: the IPv6 path cannot be tried here")
+    server = start_server("--host", "::1")
+    first = server.stdout.lines[0]
+    assert re.fullmatch(r"listening on \[::1\]:\d+\r?", first), f"stdout's first line was {first!r}"
+    code, out, err = target.run("client", "--host", "::1", "--port", str(server.port), input=b"over IPv6\nexit\n")
+    assert (code, out) == (0, target.stage.reply(b"over IPv6")), f"client exited {code}: {out!r} {err!r}"
 
 
 def test_port_in_use_is_a_clear_error_with_exit_1(server, target):
