@@ -201,6 +201,7 @@ class Server:
         start_limit = target.deadline(10) * slowdown
         found = self._start(preexec, start_limit)
         if found is None and self._wine_failed_to_start():
+            self._close_finished_pipes()
             found = self._start(preexec, start_limit)
         if found is None:
             ended = self.stdout.closed  # before kill(): did it end its output by itself?
@@ -271,10 +272,16 @@ class Server:
             self.interrupt()
             if self.wait(self.target.deadline(3)) is None:
                 self.kill()
+        self.stdout.thread.join(5)
+        self.stderr.thread.join(5)
+        self._close_finished_pipes()
+
+    def _close_finished_pipes(self):
+        """Closes the pipes whose readers have reached their end (the lines stay): a session starts hundreds
+        of servers, and each open pipe is a descriptor the tests' own clients may need."""
         for reader, pipe in ((self.stdout, self.process.stdout), (self.stderr, self.process.stderr)):
-            reader.thread.join(5)
             if not reader.thread.is_alive():
-                pipe.close()  # the lines are kept; a whole session of servers would otherwise hold ~2 fds each
+                pipe.close()
 
     def connect(self, **options):
         return Connection(self, **options)

@@ -47,7 +47,7 @@ static const char usage_text[] =
     "  --requests N     lines each connection sends, one at a time (default 1000)\n"
     "  --line TEXT      the line to send (default \"hello\"); any reply line counts\n"
     "  --idle SECONDS   only hold the connections open this long, sending nothing\n"
-    "  --timeout SECS   give up on replies, or on a send, after this long (default 60)\n"
+    "  --timeout SECS   give up on replies, or on a connect or a send, after this long (default 60)\n"
     "exit status: 0 every line answered or every connection held, 1 any error, 2 bad arguments\n";
 
 /* One connection: where it stands in its request/reply loop. */
@@ -107,15 +107,16 @@ static int connect_to(const struct addrinfo **first, int timeout_s)
         int fd = socket(address->ai_family, address->ai_socktype, address->ai_protocol);
         if (fd < 0)
             continue;
+        /* Bounds send(): a line longer than the send buffer, to a server that stops reading, would block it
+         * for ever. On Linux it bounds connect() too, which a full listen queue can otherwise hold up. */
+        struct timeval limit = {.tv_sec = timeout_s};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
         if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
             close(fd);
             continue;
         }
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); /* one small line, one segment, now */
-        /* A line longer than the send buffer, to a server that stops reading, would block send() forever. */
-        struct timeval limit = {.tv_sec = timeout_s};
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
         *first = address;
         return fd;
     }

@@ -3,8 +3,9 @@
  * bytes, one that is not cannot hold the stop up, and the wait after a stop
  * is one deadline for every send, not a fresh one per reply.
  *
- * The first test stops a send that is already asleep, which only the stop's
- * wake descriptor can reach; it reads thread states from Linux's /proc.
+ * The first test stops a send that is already blocked in poll(), which only
+ * the stop's wake descriptor can reach; it reads from Linux's /proc which
+ * call that thread is in.
  *
  * Each test requests a real stop (raise(SIGINT) with the stop handler
  * installed), so each needs a process of its own: check_main.c makes Check
@@ -14,15 +15,15 @@
 #include "net.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A local pair of connected stream sockets: what one sends, the other receives. */
 struct pair {
@@ -97,6 +98,8 @@ static void read_to_the_end(void *arg)
 /* A send on its own thread, to a peer that never reads, with no send timeout: only a stop can end it. */
 struct blocked_send {
     socket_t sock;
+    char task[64];     /* "PID/task/TID": where Linux's /proc describes the sending thread */
+    atomic_bool named; /* task is filled in */
     int result;
 };
 
@@ -104,58 +107,32 @@ static void send_to_a_silent_peer(void *arg)
 {
     static const char reply[] = "Hello from server\n";
     struct blocked_send *blocked = arg;
+    ssize_t len = readlink("/proc/thread-self", blocked->task, sizeof blocked->task - 1);
+    blocked->task[len > 0 ? len : 0] = '\0';
+    atomic_store(&blocked->named, true);
     blocked->result = net_send_all(blocked->sock, reply, sizeof reply - 1, -1);
 }
 
-/* The ids of this process's threads, read from Linux's /proc; returns how many, at most max. */
-static int list_thread_ids(long *ids, int max)
+static bool is_a_poll_call(long number)
 {
-    int count = 0;
-    DIR *tasks = opendir("/proc/self/task");
-    ck_assert_msg(tasks != NULL, "cannot list /proc/self/task");
-    struct dirent *task;
-    while ((task = readdir(tasks)) != NULL && count < max) {
-        long tid = strtol(task->d_name, NULL, 10);
-        if (tid > 0) /* not "." or ".." */
-            ids[count++] = tid;
-    }
-    closedir(tasks);
-    return count;
+#ifdef SYS_poll /* not every architecture has poll() as a system call of its own */
+    if (number == SYS_poll)
+        return true;
+#endif
+    return number == SYS_ppoll;
 }
 
-/* The scheduler state of one of this process's threads ('R' running, 'S' asleep...), or '?' if it ended. */
-static char thread_state(long tid)
+/* Whether the thread is blocked in poll(): /proc/.../syscall starts with the number of the call it is in. */
+static bool is_blocked_in_poll(const char *task)
 {
-    char path[64], line[512], state = '?';
-    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
-    FILE *stat_file = fopen(path, "r");
-    if (stat_file == NULL)
-        return state;
-    char *end_of_name = fgets(line, sizeof line, stat_file) ? strrchr(line, ')') : NULL;
-    if (end_of_name != NULL && end_of_name[1] == ' ')
-        state = end_of_name[2]; /* "tid (name) S ...": the name may hold spaces and ')' itself */
-    fclose(stat_file);
-    return state;
-}
-
-/*
- * Waits until the one thread started since `known` was listed is asleep. A sanitizer runtime may have
- * threads of its own, so the sender is told apart by being new, not by being the only other one.
- */
-static void wait_until_new_thread_sleeps(const long *known, int known_count)
-{
-    for (int checks = 0; checks < 5000; checks++, sleep_ms(1)) {
-        long now[64];
-        int count = list_thread_ids(now, 64);
-        for (int i = 0; i < count; i++) {
-            bool is_new = true;
-            for (int k = 0; k < known_count; k++)
-                is_new = is_new && now[i] != known[k];
-            if (is_new && thread_state(now[i]) == 'S')
-                return;
-        }
-    }
-    ck_abort_msg("the sending thread never went to sleep waiting for room");
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%s/syscall", task);
+    FILE *file = fopen(path, "r");
+    ck_assert_msg(file != NULL, "cannot open %s", path);
+    long number = -1;
+    bool in_a_call = fscanf(file, "%ld", &number) == 1; /* "running" when it is in none */
+    fclose(file);
+    return in_a_call && is_a_poll_call(number);
 }
 
 START_TEST(test_send_all_already_waiting_for_room_is_woken_by_a_stop)
@@ -164,15 +141,18 @@ START_TEST(test_send_all_already_waiting_for_room_is_woken_by_a_stop)
     fill_send_buffer(pair.sender);
     ck_assert_int_eq(stop_handler_install(), 0);
 
-    long known[64];
-    int known_count = list_thread_ids(known, 64);
-    struct blocked_send blocked = {.sock = pair.sender, .result = 0};
+    struct blocked_send blocked = {.sock = pair.sender, .named = false};
     thread_t thread;
     ck_assert_int_eq(thread_start(&thread, send_to_a_silent_peer, &blocked), 0);
-    /* Asleep, with no timeout, in the wait for room: the one place that thread can sleep. */
-    wait_until_new_thread_sleeps(known, known_count);
+    /* The stop must come while the send is inside its wait for room, which has no timeout. */
+    int checks = 0;
+    while (!atomic_load(&blocked.named) || !is_blocked_in_poll(blocked.task)) {
+        ck_assert_msg(++checks < 5000, "the sending thread never blocked in poll() waiting for room");
+        sleep_ms(1);
+    }
+    ck_assert_msg(blocked.task[0] != '\0', "the sending thread could not read /proc/thread-self");
     ck_assert_int_eq(raise(SIGINT), 0);
-    /* Only the wake descriptor can end that sleep; then the stop's deadline gives up on the silent peer. */
+    /* Only the wake descriptor can end that wait; then the stop's deadline gives up on the silent peer. */
     thread_join(thread);
     sock_close(pair.sender);
     sock_close(pair.receiver);
