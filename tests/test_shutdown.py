@@ -85,7 +85,10 @@ def test_ctrl_c_stops_in_time_while_a_client_never_stops_sending(server, connect
     client.round_trip(b"ready")
     sock = client.sock
     sock.setblocking(False)
-    chunk = b"x\n" * 8192
+    # Lines of ordinary length: with 2-byte lines each read of the server's bounded goodbye held 2048 lines,
+    # and answering them one send() each took Wine 3.7-6.3 s of its 8 s. What is tested is that the reads
+    # end, and without the bound they never do (checked under Wine for lesson 03 and final/).
+    chunk = b"still sending\n" * 1170
     interrupted_at = None
     closed = False
     give_up = time.monotonic() + target.deadline(SHUTDOWN_LIMIT) + 5
