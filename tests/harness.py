@@ -183,6 +183,18 @@ class OutputReader:
                     return None
                 self.changed.wait(left)
 
+    def wait_for_count(self, pattern, count, timeout):
+        """Waits up to timeout seconds until at least `count` lines match the regex; returns how many do."""
+        regex = re.compile(pattern)
+        end = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = sum(1 for line in self.lines if regex.search(line))
+                left = end - time.monotonic()
+                if found >= count or left <= 0 or self.closed:
+                    return found
+                self.changed.wait(left)
+
     def text(self):
         with self.changed:
             return "\n".join(self.lines)

@@ -240,6 +240,17 @@ def test_hostile_bytes_are_answered_and_never_crash(shared_server, connections, 
     record(target, "hostile inputs tried", 1, accumulate=True)
 
 
+def stack_sized_mappings(server):
+    """How many of the server's memory mappings have the size of a default thread stack (8 MiB, give or take
+    its guard page): those of live threads, of ended but unjoined ones, and the few glibc keeps for reuse."""
+    count = 0
+    with open(f"/proc/{server.process.pid}/maps") as maps:
+        for line in maps:
+            start, end = (int(address, 16) for address in line.split()[0].split("-"))
+            count += abs((end - start) - (8 << 20)) <= (64 << 10)
+    return count
+
+
 def test_thousand_resets_leave_the_server_alive_at_its_baseline(start_server, target):
     """Peers that reset or vanish mid-conversation: the server neither dies of SIGPIPE nor leaks."""
     # One malloc arena: otherwise glibc may reserve another 64 MiB arena in any round where threads
@@ -262,6 +273,13 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(start_server, ta
             # which raises SIGPIPE and kills a server that does not use MSG_NOSIGNAL.
             sock.close()
         baseline_conn.round_trip(b"alive")
+        # Every client of the round has been served and has left (each stage logs "disconnected" when its
+        # thread is done), so none is still waiting in the listen queue. Counting threads alone is not
+        # enough: they end faster than main accepts, so the count can touch its baseline with a backlog
+        # left, and the clients accepted just before "reap" would then still be unjoined (CI saw 152 MiB).
+        left = 500 * (round_number + 1) + round_number  # and the "reap" client of each earlier round
+        gone = server.stderr.wait_for_count(r"\bdisconnected\b", left, target.deadline(10))
+        assert gone >= left, f"round {round_number + 1}: {gone} of {left} clients logged as gone\n{server.log()}"
         server.wait_for_resources(fds, threads, target.deadline(10))  # every thread has ended
         server.connect().round_trip(b"reap")  # a new client makes main join the threads that ended
         if target.build == "linux":
@@ -270,7 +288,9 @@ def test_thousand_resets_leave_the_server_alive_at_its_baseline(start_server, ta
         # glibc keeps a few freed stacks cached after the first round; an unjoined thread keeps its
         # 8 MiB stack reserved, so 500 of them would add about 4 GiB in the second round.
         growth = virtual[1] - virtual[0]
-        assert growth < 64 * 1024, f"the second 500 resets reserved {growth} KiB more: threads left unjoined?"
+        assert growth < 64 * 1024, (f"the second 500 resets reserved {growth} KiB more: threads left unjoined? "
+                                    f"Now {server.resources()[1]} threads and {stack_sized_mappings(server)} "
+                                    f"mappings of a thread stack's size\n{server.log()}")
     now = server.wait_for_resources(fds, threads, target.deadline(10))
     assert now[0] <= fds and now[1] <= threads, (
         f"after 1000 resets: {now[0]} descriptors and {now[1]} threads, baseline {fds} and {threads}\n{server.log()}"
