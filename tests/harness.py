@@ -168,32 +168,35 @@ class OutputReader:
             self.closed = True
             self.changed.notify_all()
 
-    def wait_for(self, pattern, timeout):
-        """Returns the first match of the regex on a line, waiting up to timeout seconds; None if none."""
-        regex = re.compile(pattern)
+    def _wait_until(self, look, enough, timeout):
+        """Applies look() to the lines so far, and again after each new line, until enough(result), the end
+        of the output or timeout seconds; returns the last result."""
         end = time.monotonic() + timeout
         with self.changed:
             while True:
-                for line in self.lines:
-                    found = regex.search(line)
-                    if found:
-                        return found
+                result = look(self.lines)
                 left = end - time.monotonic()
-                if left <= 0 or self.closed:
-                    return None
+                if enough(result) or left <= 0 or self.closed:
+                    return result
                 self.changed.wait(left)
+
+    def wait_for(self, pattern, timeout):
+        """Returns the first match of the regex on a line, waiting up to timeout seconds; None if none."""
+        regex = re.compile(pattern)
+
+        def first_match(lines):
+            return next(filter(None, map(regex.search, lines)), None)
+
+        return self._wait_until(first_match, lambda found: found is not None, timeout)
 
     def wait_for_count(self, pattern, count, timeout):
         """Waits up to timeout seconds until at least `count` lines match the regex; returns how many do."""
         regex = re.compile(pattern)
-        end = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                found = sum(1 for line in self.lines if regex.search(line))
-                left = end - time.monotonic()
-                if found >= count or left <= 0 or self.closed:
-                    return found
-                self.changed.wait(left)
+
+        def matching(lines):
+            return sum(1 for line in lines if regex.search(line))
+
+        return self._wait_until(matching, lambda found: found >= count, timeout)
 
     def text(self):
         with self.changed:

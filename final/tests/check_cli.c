@@ -8,15 +8,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Parses a NULL-terminated argv with the given extra number options. */
+static enum parse_status parse_argv(char **argv, struct options *opts, const struct number_option *extra,
+                                    size_t count, char *err)
+{
+    int argc = 1;
+    while (argv[argc] != NULL)
+        argc++;
+    return parse_options(argc, argv, opts, extra, count, err, 128);
+}
+
 /* Parses a NULL-terminated list of arguments after the program name. */
 static enum parse_status parse(struct options *opts, char *err, const char *arg1, const char *arg2,
                                const char *arg3)
 {
     char *argv[] = {"server", (char *)arg1, (char *)arg2, (char *)arg3, NULL};
-    int argc = 1;
-    while (argv[argc] != NULL)
-        argc++;
-    return parse_options(argc, argv, opts, NULL, 0, err, 128);
+    return parse_argv(argv, opts, NULL, 0, err);
 }
 
 START_TEST(test_cli_port_accepts_full_range)
@@ -102,11 +109,8 @@ static enum parse_status parse_with_limit(long *max_clients, char *err, const ch
     struct options opts;
     const struct number_option limit = {"--max-clients", 1, 1000, max_clients};
     char *argv[] = {"server", (char *)arg1, (char *)arg2, NULL};
-    int argc = 1;
-    while (argv[argc] != NULL)
-        argc++;
     *max_clients = 64;
-    return parse_options(argc, argv, &opts, &limit, 1, err, 128);
+    return parse_argv(argv, &opts, &limit, 1, err);
 }
 
 START_TEST(test_cli_number_option_keeps_its_default_or_takes_a_value_in_range)
