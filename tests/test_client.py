@@ -102,6 +102,25 @@ def test_client_ends_a_long_last_line_that_has_no_newline(target, length):
     assert code == 0, f"client exited {code}, expected 0 at end of input; stderr: {err!r}"
 
 
+def test_client_prints_a_reply_longer_than_any_line_it_sends_whole(target):
+    """A reply may be longer than the client's buffer (an echo of a long line, say): it is still one reply."""
+    long_reply = b"r" * (3 * LINE_MAX_BYTES) + b"\n"
+
+    def answer_long(conn):
+        answered = 0
+        with conn.makefile("rb") as lines:
+            for _ in lines:  # the long reply to the first line, a short one to the next
+                conn.sendall(long_reply if answered == 0 else b"short\n")
+                answered += 1
+
+    port, thread = stand_in_server(target, answer_long)
+    code, out, err = target.run("client", "--port", str(port), input=b"first\nsecond\n")
+    thread.join(target.deadline(10))
+    assert out == long_reply + b"short\n", (f"the client should print the {len(long_reply)}-byte reply whole, then the "
+                                            f"next one; it printed {len(out)} bytes, starting {out[:20]!r}; {err!r}")
+    assert code == 0, f"client exited {code}, expected 0; stderr: {err!r}"
+
+
 def test_client_shows_why_the_server_refused_a_long_line(server, target):
     # Whether the rest of the line still goes out before the server hangs up depends on buffering
     # (Wine buffers without limit), so the exit code is not what this test is about.

@@ -1,5 +1,7 @@
 """The line protocol, on every stage: replies byte for byte, whatever the chunking."""
 
+import time
+
 import pytest
 
 from harness import LINE_MAX_BYTES, TOO_LONG_REPLY
@@ -109,3 +111,38 @@ def test_server_keeps_serving_after_a_client_breaks_the_rules(shared_server, con
     polite = shared_server.connect()
     connections.append(polite)
     polite.round_trip(b"still there?")
+
+
+def median_round_trip(conn, lines, rounds):
+    """The median time, over `rounds` rounds, from sending `lines` in one send() to the last byte of their replies."""
+    expected = b"".join(conn.server.target.stage.reply(line) for line in lines)
+    batch = b"".join(line + b"\n" for line in lines)
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        conn.send(batch)
+        conn.expect(expected)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[rounds // 2]
+
+
+# Nagle's algorithm holds back a small send while earlier bytes are unacknowledged, and the client
+# acknowledges late on purpose (delayed ACK, at least 40 ms on Linux). A server that sends each reply
+# of a batch on its own, or the replies of one batch in several sends without TCP_NODELAY, makes
+# every batch wait for that ACK: 44 ms here, against 0.05 ms for one line. The bound is below what
+# Nagle can ever meet, and not scaled: a correct server answers a batch within a millisecond or two.
+NAGLE_BOUND_S = 0.020
+
+
+@pytest.mark.parametrize("size", [16, 64], ids=["16-short-lines", "64-lines-of-100-bytes"])
+def test_a_batch_of_lines_in_one_send_is_answered_as_fast_as_one_line(conn, target, size):
+    # 64 lines of 100 bytes are more than one receive holds, so their replies leave in two sends:
+    # the second must not wait for the first to be acknowledged (TCP_NODELAY).
+    lines = [b"%03d " % i + b"x" * (0 if size == 16 else 95) for i in range(size)]
+    single = median_round_trip(conn, [b"one line"], 10)
+    batch = median_round_trip(conn, lines, 10)
+    assert batch - single < NAGLE_BOUND_S, (
+        f"a batch of {size} lines in one send took {batch * 1000:.1f} ms (median of 10), one line "
+        f"{single * 1000:.2f} ms: each reply waits for the client's delayed ACK (Nagle). Gather the replies "
+        f"of one receive into one send, and set TCP_NODELAY on accepted sockets (README: 'Nagle and "
+        f"delayed ACK')\n{conn.server.log()}")

@@ -22,6 +22,7 @@ typedef SOCKET socket_t;
 #else
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 /* A socket is a file descriptor on POSIX systems. */
@@ -35,6 +36,16 @@ int net_startup(void);
 
 /* Releases what net_startup() acquired (WSACleanup on Windows). */
 void net_cleanup(void);
+
+/*
+ * Opens a socket (socket()) that programs this one may start do not
+ * inherit: close-on-exec on POSIX, not inheritable on Windows. Returns it,
+ * or SOCKET_INVALID.
+ */
+socket_t sock_open(int family, int type, int protocol);
+
+/* Accepts a waiting connection (accept()) as a socket that started programs do not inherit; or SOCKET_INVALID. */
+socket_t sock_accept(socket_t listener);
 
 /* Closes a socket (close() or closesocket()); returns 0, or -1. */
 int sock_close(socket_t sock);
@@ -56,6 +67,13 @@ long sock_recv(socket_t sock, void *buf, size_t len);
 
 /* Lets a restarted server bind its port at once, without letting two live servers share it. */
 int sock_set_reuse_address(socket_t sock);
+
+/*
+ * Sends each small write at once (TCP_NODELAY) instead of holding it until
+ * the peer has acknowledged the bytes before it (Nagle's algorithm; see
+ * "Nagle and delayed ACK" in the README). Returns 0, or -1.
+ */
+int sock_set_no_delay(socket_t sock);
 
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);

@@ -6,6 +6,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,33 @@ int net_startup(void)
 
 void net_cleanup(void)
 {
+}
+
+/*
+ * Marks a descriptor close-on-exec, so that a program started with exec()
+ * does not inherit the connection. (SOCK_CLOEXEC and accept4() do it in the
+ * same call, which matters when another thread may fork() in between; this
+ * program never forks.)
+ */
+static socket_t close_on_exec(socket_t sock)
+{
+    if (sock != SOCKET_INVALID && fcntl(sock, F_SETFD, FD_CLOEXEC) != 0) {
+        int saved_errno = errno;
+        close(sock);
+        errno = saved_errno; /* the caller reports why fcntl() failed, not close() */
+        return SOCKET_INVALID;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return close_on_exec(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return close_on_exec(accept(listener, NULL, NULL));
 }
 
 int sock_close(socket_t sock)
@@ -67,6 +95,12 @@ int sock_set_reuse_address(socket_t sock)
     /* SO_REUSEADDR skips TIME_WAIT; Linux still refuses a port with a live listener. */
     int on = 1;
     return setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+}
+
+int sock_set_no_delay(socket_t sock)
+{
+    int on = 1;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
 bool stdin_is_terminal(void)

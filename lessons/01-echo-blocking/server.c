@@ -16,6 +16,7 @@
 #include "net.h"
 #include "platform.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,11 +28,58 @@ static const char usage_text[] =
 
 static const char too_long_reply[] = "ERR line too long\n";
 
-/* Answers one line: sends it back with its '\n'. Returns 0, or -1 if the client is gone. */
-static int answer_line(socket_t client, char *line, size_t len)
+/*
+ * Replies waiting to go out. The answers to all the lines of one receive
+ * leave together in one send(): one system call instead of one per line,
+ * and no reply held back by Nagle's algorithm (README: "Nagle and delayed
+ * ACK").
+ */
+struct outbox {
+    size_t len;
+    char bytes[4 * LINE_MAX_BYTES];
+};
+
+/* Sends what the outbox holds and empties it. Returns 0, or -1 if the client is gone. */
+static int outbox_send(socket_t client, struct outbox *out)
 {
-    line[len] = '\n'; /* the framer cut the line here; put an end back on */
-    return net_send_all(client, line, len + 1);
+    int rc = net_send_all(client, out->bytes, out->len);
+    out->len = 0;
+    return rc;
+}
+
+/* Adds a reply to the outbox, first sending what it holds if the reply would not fit. Returns 0, or -1. */
+static int outbox_add(socket_t client, struct outbox *out, const char *reply, size_t len)
+{
+    if (out->len + len > sizeof out->bytes && outbox_send(client, out) != 0)
+        return -1;
+    /* A reply is at most a line and its '\n', so it always fits in an empty outbox. */
+    memcpy(out->bytes + out->len, reply, len);
+    out->len += len;
+    return 0;
+}
+
+/*
+ * Answers every complete line the framer holds, into the outbox: each line
+ * goes back with its '\n'. Returns true to go on serving, false once the
+ * client is done ("exit", a line too long, or a failed send).
+ */
+static bool answer_lines(socket_t client, struct line_framer *framer, struct outbox *out)
+{
+    char *line;
+    size_t len;
+    enum framer_status status;
+    while ((status = framer_next_line(framer, &line, &len)) == FRAMER_LINE) {
+        if (len == 4 && memcmp(line, "exit", 4) == 0)
+            return false; /* whatever came after "exit" is not answered */
+        line[len] = '\n'; /* the framer cut the line here; put an end back on */
+        if (outbox_add(client, out, line, len + 1) != 0)
+            return false;
+    }
+    if (status == FRAMER_TOO_LONG) {
+        outbox_add(client, out, too_long_reply, sizeof too_long_reply - 1);
+        return false;
+    }
+    return true;
 }
 
 /* Serves one client until it sends "exit", goes away or breaks the rules. */
@@ -39,6 +87,7 @@ static void serve_client(socket_t client)
 {
     struct line_framer framer;
     framer_init(&framer);
+    struct outbox out = {.len = 0};
 
     for (;;) {
         size_t room;
@@ -47,20 +96,10 @@ static void serve_client(socket_t client)
         if (got <= 0)
             return; /* 0: the client closed its side; -1: the connection broke */
         framer_commit(&framer, (size_t)got);
-
-        char *line;
-        size_t len;
-        enum framer_status status;
-        while ((status = framer_next_line(&framer, &line, &len)) == FRAMER_LINE) {
-            if (len == 4 && memcmp(line, "exit", 4) == 0)
-                return; /* whatever came after "exit" is not answered */
-            if (answer_line(client, line, len) != 0)
-                return;
-        }
-        if (status == FRAMER_TOO_LONG) {
-            net_send_all(client, too_long_reply, sizeof too_long_reply - 1);
+        bool go_on = answer_lines(client, &framer, &out);
+        /* Even when the client is done: the lines before its "exit" still get their answers. */
+        if (outbox_send(client, &out) != 0 || !go_on)
             return;
-        }
     }
 }
 
@@ -90,15 +129,14 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     for (;;) {
-        socket_t client = accept(listener, NULL, NULL);
+        char peer[NET_ADDR_TEXT];
+        socket_t client = net_accept(listener, peer, sizeof peer);
         if (client == SOCKET_INVALID) {
             int code = sock_last_error();
             if (!sock_error_is_interrupt(code))
                 fprintf(stderr, "server: accept: %s\n", sock_strerror(code, err, sizeof err));
             continue;
         }
-        char peer[NET_ADDR_TEXT] = "?";
-        net_peer_address(client, peer, sizeof peer);
         fprintf(stderr, "server: %s connected\n", peer);
         /* While this call runs, nobody else is served: lesson 02 fixes that. */
         serve_client(client);

@@ -24,6 +24,27 @@ void net_cleanup(void)
     WSACleanup();
 }
 
+/* Makes a socket handle not inheritable: CreateProcess() would otherwise pass it on to the new program. */
+static socket_t not_inherited(socket_t sock)
+{
+    if (sock != INVALID_SOCKET && !SetHandleInformation((HANDLE)sock, HANDLE_FLAG_INHERIT, 0)) {
+        closesocket(sock);
+        WSASetLastError((int)GetLastError()); /* the caller reports why, through sock_last_error() */
+        return INVALID_SOCKET;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return not_inherited(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return not_inherited(accept(listener, NULL, NULL));
+}
+
 int sock_close(socket_t sock)
 {
     /* A SOCKET is not a file descriptor: close() would not release it. */
@@ -108,6 +129,12 @@ int sock_set_reuse_address(socket_t sock)
     BOOL on = TRUE;
     int rc = setsockopt(sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&on, sizeof on);
     return rc == 0 ? 0 : -1;
+}
+
+int sock_set_no_delay(socket_t sock)
+{
+    BOOL on = TRUE;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&on, sizeof on) == 0 ? 0 : -1;
 }
 
 bool stdin_is_terminal(void)

@@ -1,0 +1,36 @@
+"""The server's own sockets: what they are set to, read from the outside through /proc (Linux build)."""
+
+import os
+
+import pytest
+
+O_CLOEXEC = 0o2000000  # the flag in /proc/PID/fdinfo/FD's "flags:" field (octal), as in <fcntl.h>
+
+
+def socket_descriptors(pid):
+    """{descriptor: flags} for every socket the process holds."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                flags = next(line for line in info if line.startswith("flags:"))
+        except (FileNotFoundError, StopIteration):
+            continue  # closed while we looked
+        found[int(fd)] = int(flags.split()[1], 8)
+    return found
+
+
+@pytest.mark.builds("linux")
+def test_listening_and_accepted_sockets_are_not_inherited_by_started_programs(server, connections, target):
+    """A socket without close-on-exec stays open in any program the server (or a library in it) starts:
+    the client's connection would then outlive the server's close, and the port its exit."""
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"hello")  # accepted, and served: its socket exists in the server now
+    sockets = socket_descriptors(server.process.pid)
+    assert len(sockets) >= 2, f"expected the listener and the client's socket, found {sockets}\n{server.log()}"
+    inherited = sorted(fd for fd, flags in sockets.items() if not flags & O_CLOEXEC)
+    assert not inherited, (f"sockets {inherited} of {sorted(sockets)} lack close-on-exec: open them with sock_open() "
+                           f"and sock_accept()\n{server.log()}")
