@@ -2,11 +2,12 @@
 
 import select
 import signal
+import subprocess
 import time
 
 import pytest
 
-from harness import SHUTDOWN_NOTICE, Server
+from harness import COURSE_ROOT, SHUTDOWN_NOTICE, Server
 
 SHUTDOWN_LIMIT = 2.0  # seconds, with 100 clients connected
 
@@ -169,3 +170,36 @@ def test_second_stop_signal_during_a_stop_exits_at_once_with_code_130(server, ta
     code = server.wait(target.deadline(SHUTDOWN_LIMIT))
     assert code == 130, (f"with two stop signals at once the server exited {code} (None: still running), "
                          f"expected 130: the second must end it at once\n{server.log()}")
+
+
+FAULTS = COURSE_ROOT / "tests" / "faults"
+
+
+def fault_library(name):
+    """Builds tests/faults/NAME.c into a shared library for LD_PRELOAD (once per run); returns its path."""
+    library = COURSE_ROOT / "build" / "faults" / f"{name}.so"
+    source = FAULTS / f"{name}.c"
+    if not library.exists() or library.stat().st_mtime < source.stat().st_mtime:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"], check=True)
+    return library
+
+
+@pytest.mark.needs("graceful_shutdown")
+@pytest.mark.builds("linux")  # LD_PRELOAD
+@pytest.mark.plain_build_only  # a sanitizer runtime must come first in the process, before any preloaded library
+def test_a_wait_for_clients_that_keeps_failing_is_reported_and_neither_spins_nor_blocks_ctrl_c(start_server, target):
+    """poll() can fail (ENOMEM). A loop that just waits again at once spins at full speed, saying nothing."""
+    server = start_server(env={"LD_PRELOAD": str(fault_library("poll_fails_on_listener"))})
+    assert server.stderr.wait_for(r"waiting for clients: Cannot allocate memory", target.deadline(5)), (
+        f"the failed wait was not reported on stderr\n{server.log()}")
+    cpu_before = server.cpu_seconds()
+    started = time.monotonic()
+    time.sleep(1)  # a fixed measuring window for CPU use, not a wait for readiness
+    cpu_used = server.cpu_seconds() - cpu_before
+    elapsed = time.monotonic() - started
+    assert cpu_used < 0.2 * elapsed, (f"with its wait failing, the server used {cpu_used:.2f} s of CPU in "
+                                      f"{elapsed:.1f} s: pause after a failed wait instead of retrying at once")
+    server.interrupt()
+    code = server.wait(target.deadline(SHUTDOWN_LIMIT))
+    assert code == 0, f"Ctrl+C during failing waits: exit {code} (None: still running), expected 0\n{server.log()}"

@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* How many connections may wait for accept(); the kernel may cap it. */
-#define LISTEN_BACKLOG 128
+/*
+ * How many connections may wait for accept(). A burst of clients larger
+ * than this has its handshakes dropped and retried a second later, so ask
+ * for the system's maximum (SOMAXCONN; Linux caps it at net.core.somaxconn).
+ */
+#define LISTEN_BACKLOG SOMAXCONN
 
 /* Formats the reason for the last failed socket call as "what: why". */
 static void fail(char *err, size_t err_len, const char *what)
@@ -56,7 +60,7 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
     /* Try each address the name resolves to; keep the first that works. */
     socket_t sock = SOCKET_INVALID;
     for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
-        sock = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        sock = sock_open(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (sock == SOCKET_INVALID) {
             fail(err, err_len, "socket");
             continue;
@@ -80,6 +84,18 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
     return sock;
 }
 
+socket_t net_accept(socket_t listener, char *peer, size_t peer_len)
+{
+    socket_t sock = sock_accept(listener);
+    if (sock == SOCKET_INVALID)
+        return SOCKET_INVALID;
+    /* Only a matter of speed: the conversation works without it, so a failure is not one. */
+    sock_set_no_delay(sock);
+    if (net_peer_address(sock, peer, peer_len) != 0)
+        snprintf(peer, peer_len, "?");
+    return sock;
+}
+
 socket_t net_connect(const char *host, const char *port, char *err, size_t err_len)
 {
     struct addrinfo *found = resolve(host, port, 0, err, err_len);
@@ -88,7 +104,7 @@ socket_t net_connect(const char *host, const char *port, char *err, size_t err_l
 
     socket_t sock = SOCKET_INVALID;
     for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
-        sock = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        sock = sock_open(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (sock == SOCKET_INVALID) {
             fail(err, err_len, "socket");
             continue;

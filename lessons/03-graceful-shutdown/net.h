@@ -24,6 +24,14 @@
  */
 socket_t net_listen(const char *host, const char *port, char *err, size_t err_len);
 
+/*
+ * Accepts a waiting connection and readies it for a conversation of short
+ * lines: each reply leaves at once (sock_set_no_delay(); README: "Nagle and
+ * delayed ACK"). Writes the peer's "host:port" into peer ("?" if unknown).
+ * Returns the socket, or SOCKET_INVALID (sock_last_error() says why).
+ */
+socket_t net_accept(socket_t listener, char *peer, size_t peer_len);
+
 /* Connects to host:port. Returns the socket, or SOCKET_INVALID with the reason in err. */
 socket_t net_connect(const char *host, const char *port, char *err, size_t err_len);
 

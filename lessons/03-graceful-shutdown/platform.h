@@ -23,9 +23,14 @@ typedef SOCKET socket_t;
 typedef HANDLE thread_t;
 /* A lock between threads: a slim reader/writer lock, used exclusively. */
 typedef SRWLOCK mutex_t;
+/* A wake-up call (see waker_open()): a UDP socket on 127.0.0.1 that sends to itself. */
+struct waker {
+    SOCKET sock;
+};
 #else
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -37,6 +42,11 @@ typedef int socket_t;
 typedef pthread_t thread_t;
 /* A lock between threads. */
 typedef pthread_mutex_t mutex_t;
+/* A wake-up call (see waker_open()): a pipe. */
+struct waker {
+    int read_end;  /* what waiting threads poll */
+    int write_end; /* what waker_raise() writes one byte to */
+};
 #endif
 
 /* Starts the socket library (WSAStartup on Windows); returns 0, or -1. */
@@ -44,6 +54,16 @@ int net_startup(void);
 
 /* Releases what net_startup() acquired (WSACleanup on Windows). */
 void net_cleanup(void);
+
+/*
+ * Opens a socket (socket()) that programs this one may start do not
+ * inherit: close-on-exec on POSIX, not inheritable on Windows. Returns it,
+ * or SOCKET_INVALID.
+ */
+socket_t sock_open(int family, int type, int protocol);
+
+/* Accepts a waiting connection (accept()) as a socket that started programs do not inherit; or SOCKET_INVALID. */
+socket_t sock_accept(socket_t listener);
 
 /* Closes a socket (close() or closesocket()); returns 0, or -1. */
 int sock_close(socket_t sock);
@@ -72,6 +92,13 @@ int sock_set_reuse_address(socket_t sock);
 /* Makes calls on the socket return at once instead of waiting (on = true), or wait again. */
 int sock_set_nonblocking(socket_t sock, bool on);
 
+/*
+ * Sends each small write at once (TCP_NODELAY) instead of holding it until
+ * the peer has acknowledged the bytes before it (Nagle's algorithm; see
+ * "Nagle and delayed ACK" in the README). Returns 0, or -1.
+ */
+int sock_set_no_delay(socket_t sock);
+
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
 
@@ -90,27 +117,43 @@ void mutex_lock(mutex_t *mutex);
 void mutex_unlock(mutex_t *mutex);
 void mutex_destroy(mutex_t *mutex);
 
+/*
+ * A wake-up call between threads. Any thread raises it, and a thread waiting
+ * in sock_wait_readable_or_woken() wakes up; it stays raised, waking every
+ * later wait at once, until waker_clear(). POSIX uses a pipe, Windows a
+ * socket (WSAPoll() waits on sockets only). Returns 0, or -1.
+ */
+int waker_open(struct waker *waker);
+
+/* Raises the waker. Safe in a signal handler, and from any thread. */
+void waker_raise(struct waker *waker);
+
+/* Lowers the waker again; later raises wake waiters anew. */
+void waker_clear(struct waker *waker);
+
+/* Releases the waker; nobody may wait on it or raise it any more. */
+void waker_close(struct waker *waker);
+
 /* The exit status after a second Ctrl+C: 128 + SIGINT, as shells report it. */
 #define EXIT_INTERRUPTED 130
 
 /*
  * Makes Ctrl+C (SIGINT or SIGTERM; on Windows also Ctrl+Break and closing
- * the console) request a stop: from then on stop_requested() is true and
- * every sock_wait_readable() returns WOKE_STOP. A second Ctrl+C exits at
- * once with EXIT_INTERRUPTED. The handler itself does nothing else: all the
- * real work happens in ordinary threads. Returns 0, or -1.
+ * the console) request a stop: from then on every sock_wait_readable()
+ * returns WOKE_STOP. A second Ctrl+C exits at once with EXIT_INTERRUPTED.
+ * The handler itself does nothing else: all the real work happens in
+ * ordinary threads, which learn of the stop from the wait they are in.
+ * Returns 0, or -1.
  */
 int stop_handler_install(void);
 
 /* Releases what stop_handler_install() made; call it last, after every thread is joined. */
 void stop_handler_remove(void);
 
-/* True once a stop has been requested. */
-bool stop_requested(void);
-
 enum wake_reason {
     WOKE_READABLE, /* data, a connection, end of stream or an error waits on the socket */
-    WOKE_STOP,     /* a stop was requested (it wins over WOKE_READABLE) */
+    WOKE_STOP,     /* a stop was requested (it wins over the rest) */
+    WOKE_WAKER,    /* the waker was raised (it wins over WOKE_READABLE) */
     WOKE_TIMEOUT,  /* timeout_ms passed first */
     WOKE_ERROR,    /* the wait itself failed; see sock_last_error() */
 };
@@ -120,5 +163,11 @@ enum wake_reason {
  * a stop is requested, or timeout_ms milliseconds pass (-1: no limit).
  */
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
+
+/* The same wait, which a raised waker also ends (WOKE_WAKER). */
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms);
+
+/* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
+enum wake_reason wait_for_stop(int timeout_ms);
 
 #endif

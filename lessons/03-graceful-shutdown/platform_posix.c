@@ -34,6 +34,33 @@ void net_cleanup(void)
 {
 }
 
+/*
+ * Marks a descriptor close-on-exec, so that a program started with exec()
+ * does not inherit the connection. (SOCK_CLOEXEC and accept4() do it in the
+ * same call, which matters when another thread may fork() in between; this
+ * program never forks.)
+ */
+static socket_t close_on_exec(socket_t sock)
+{
+    if (sock != SOCKET_INVALID && fcntl(sock, F_SETFD, FD_CLOEXEC) != 0) {
+        int saved_errno = errno;
+        close(sock);
+        errno = saved_errno; /* the caller reports why fcntl() failed, not close() */
+        return SOCKET_INVALID;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return close_on_exec(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return close_on_exec(accept(listener, NULL, NULL));
+}
+
 int sock_close(socket_t sock)
 {
     return close(sock);
@@ -86,6 +113,12 @@ int sock_set_nonblocking(socket_t sock, bool on)
         return -1;
     flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
     return fcntl(sock, F_SETFL, flags);
+}
+
+int sock_set_no_delay(socket_t sock)
+{
+    int on = 1;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
 bool stdin_is_terminal(void)
@@ -152,34 +185,74 @@ void mutex_destroy(mutex_t *mutex)
 }
 
 /*
- * Stopping: the self-pipe trick. A signal handler may call only a few
- * async-signal-safe functions, so it counts the signal and writes one byte
- * into a pipe. Every thread that waits polls that pipe beside its socket.
- * Nobody ever reads the byte, so the pipe stays readable and wakes every
- * waiter, now and later.
+ * Wakers: the self-pipe trick. Raising writes one byte into a pipe, and its
+ * read end stays readable, for every thread that polls it, until
+ * waker_clear() reads the bytes out. write() is async-signal-safe, so a
+ * signal handler may raise a waker.
+ */
+int waker_open(struct waker *waker)
+{
+    int ends[2];
+    if (pipe(ends) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty one. */
+        if (fcntl(ends[i], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ends[i], F_SETFL, O_NONBLOCK) != 0) {
+            close(ends[0]);
+            close(ends[1]);
+            return -1;
+        }
+    }
+    waker->read_end = ends[0];
+    waker->write_end = ends[1];
+    return 0;
+}
+
+void waker_raise(struct waker *waker)
+{
+    int saved_errno = errno; /* a signal handler must leave errno as it found it */
+    ssize_t ignored = write(waker->write_end, "!", 1);
+    (void)ignored; /* a full pipe is raised already, and a signal handler could do nothing else */
+    errno = saved_errno;
+}
+
+void waker_clear(struct waker *waker)
+{
+    char sink[64];
+    while (read(waker->read_end, sink, sizeof sink) > 0)
+        continue;
+}
+
+void waker_close(struct waker *waker)
+{
+    if (waker->read_end >= 0)
+        close(waker->read_end);
+    if (waker->write_end >= 0)
+        close(waker->write_end);
+    waker->read_end = waker->write_end = -1;
+}
+
+/*
+ * Stopping. A signal handler may call only a few async-signal-safe
+ * functions, so it counts the signal and raises the stop waker. Every thread
+ * that waits polls the stop waker beside its socket. Nobody ever clears it,
+ * so it wakes every waiter, now and later.
  */
 static atomic_int stop_signals;
-static int wake_pipe[2] = {-1, -1};
+static struct waker stop_waker = {-1, -1};
 
 static void on_stop_signal(int signo)
 {
     (void)signo;
     if (atomic_fetch_add(&stop_signals, 1) > 0)
         _exit(EXIT_INTERRUPTED); /* the second Ctrl+C: the user insists */
-    int saved_errno = errno;
-    ssize_t ignored = write(wake_pipe[1], "!", 1);
-    (void)ignored; /* nothing a signal handler could do about a failure */
-    errno = saved_errno;
+    waker_raise(&stop_waker);
 }
 
 int stop_handler_install(void)
 {
-    if (pipe(wake_pipe) != 0)
+    if (waker_open(&stop_waker) != 0)
         return -1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
-    }
     struct sigaction action = {0};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
@@ -196,32 +269,43 @@ void stop_handler_remove(void)
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
-    for (int i = 0; i < 2; i++) {
-        if (wake_pipe[i] >= 0)
-            close(wake_pipe[i]);
-        wake_pipe[i] = -1;
-    }
+    waker_close(&stop_waker);
 }
 
-bool stop_requested(void)
+/* Waits until the socket is readable, the waker (if any) is raised, or a stop comes. */
+static enum wake_reason wait_readable(socket_t sock, const struct waker *waker, int timeout_ms)
 {
-    return atomic_load(&stop_signals) > 0;
-}
-
-enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
-{
-    /* poll() skips a negative descriptor, so this works before install too. */
-    struct pollfd fds[2] = {{.fd = wake_pipe[0], .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+    /* poll() skips a negative descriptor: no socket, no waker, or a wait before the stop handler is installed. */
+    struct pollfd fds[3] = {{.fd = stop_waker.read_end, .events = POLLIN},
+                            {.fd = waker != NULL ? waker->read_end : -1, .events = POLLIN},
+                            {.fd = sock, .events = POLLIN}};
     for (;;) {
-        int ready = poll(fds, 2, timeout_ms);
+        int ready = poll(fds, 3, timeout_ms);
         if (ready < 0 && errno == EINTR)
-            continue; /* a signal arrived: if it was Ctrl+C, the pipe is readable now */
+            continue; /* a signal arrived: if it was Ctrl+C, the stop waker is raised now */
         if (ready < 0)
             return WOKE_ERROR;
         if (ready == 0)
             return WOKE_TIMEOUT;
         if (fds[0].revents != 0)
             return WOKE_STOP;
+        if (fds[1].revents != 0)
+            return WOKE_WAKER;
         return WOKE_READABLE; /* POLLIN, POLLHUP or POLLERR: the next call says which */
     }
+}
+
+enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+{
+    return wait_readable(sock, NULL, timeout_ms);
+}
+
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms)
+{
+    return wait_readable(sock, waker, timeout_ms);
+}
+
+enum wake_reason wait_for_stop(int timeout_ms)
+{
+    return wait_readable(SOCKET_INVALID, NULL, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
 }

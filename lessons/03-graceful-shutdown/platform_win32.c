@@ -25,6 +25,27 @@ void net_cleanup(void)
     WSACleanup();
 }
 
+/* Makes a socket handle not inheritable: CreateProcess() would otherwise pass it on to the new program. */
+static socket_t not_inherited(socket_t sock)
+{
+    if (sock != INVALID_SOCKET && !SetHandleInformation((HANDLE)sock, HANDLE_FLAG_INHERIT, 0)) {
+        closesocket(sock);
+        WSASetLastError((int)GetLastError()); /* the caller reports why, through sock_last_error() */
+        return INVALID_SOCKET;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return not_inherited(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return not_inherited(accept(listener, NULL, NULL));
+}
+
 int sock_close(socket_t sock)
 {
     /* A SOCKET is not a file descriptor: close() would not release it. */
@@ -122,6 +143,12 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
 }
 
+int sock_set_no_delay(socket_t sock)
+{
+    BOOL on = TRUE;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&on, sizeof on) == 0 ? 0 : -1;
+}
+
 bool stdin_is_terminal(void)
 {
     return _isatty(_fileno(stdin)) != 0;
@@ -191,52 +218,75 @@ void mutex_destroy(mutex_t *mutex)
 }
 
 /*
+ * Wakers. WSAPoll() waits on sockets only, so a waker is a UDP socket on
+ * 127.0.0.1 whose datagrams go to itself: raising sends it one byte, and it
+ * stays readable, for every thread that polls it, until waker_clear()
+ * receives the bytes.
+ */
+int waker_open(struct waker *waker)
+{
+    SOCKET sock = sock_open(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    if (sock == INVALID_SOCKET)
+        return -1;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int addr_len = sizeof addr;
+    u_long nonblocking = 1; /* a clear never waits on an empty socket */
+    if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
+        getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
+        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 || ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
+        closesocket(sock);
+        return -1;
+    }
+    waker->sock = sock;
+    return 0;
+}
+
+void waker_raise(struct waker *waker)
+{
+    send(waker->sock, "!", 1, 0); /* a full socket is raised already */
+}
+
+void waker_clear(struct waker *waker)
+{
+    char sink[64];
+    while (recv(waker->sock, sink, sizeof sink, 0) > 0)
+        continue;
+}
+
+void waker_close(struct waker *waker)
+{
+    if (waker->sock != INVALID_SOCKET)
+        closesocket(waker->sock);
+    waker->sock = INVALID_SOCKET;
+}
+
+/*
  * Stopping. Windows has no signals: Ctrl+C runs a console handler on a new
- * thread of its own. It counts the event and sends one byte to a "wake"
- * socket, a UDP socket on 127.0.0.1 connected to itself. Every thread that
- * waits polls that socket beside its own. Nobody ever reads the byte, so the
- * wake socket stays readable and wakes every waiter, now and later. (POSIX
- * uses a pipe; WSAPoll() takes sockets only.)
+ * thread of its own. It counts the event and raises the stop waker. Every
+ * thread that waits polls the stop waker beside its own socket. Nobody ever
+ * clears it, so it wakes every waiter, now and later.
  */
 static atomic_int stop_events;
-static SOCKET wake_socket = INVALID_SOCKET;
+static struct waker stop_waker = {INVALID_SOCKET};
 static HANDLE cleanup_done; /* set by stop_handler_remove(), once main has cleaned up */
 
 static BOOL WINAPI on_console_event(DWORD event)
 {
     if (atomic_fetch_add(&stop_events, 1) > 0)
         ExitProcess(EXIT_INTERRUPTED); /* the second Ctrl+C: the user insists */
-    send(wake_socket, "!", 1, 0);
+    waker_raise(&stop_waker);
     /* For these events Windows ends the process as soon as we return: let main finish first. */
     if (event == CTRL_CLOSE_EVENT || event == CTRL_LOGOFF_EVENT || event == CTRL_SHUTDOWN_EVENT)
         WaitForSingleObject(cleanup_done, 5000);
     return TRUE; /* handled: do not run the default handler, which would end the process */
 }
 
-/* A UDP socket on 127.0.0.1 whose datagrams go to itself. */
-static SOCKET open_wake_socket(void)
-{
-    SOCKET sock = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
-    if (sock == INVALID_SOCKET)
-        return INVALID_SOCKET;
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int addr_len = sizeof addr;
-    if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
-        getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
-        connect(sock, (struct sockaddr *)&addr, addr_len) != 0) {
-        closesocket(sock);
-        return INVALID_SOCKET;
-    }
-    return sock;
-}
-
 int stop_handler_install(void)
 {
-    wake_socket = open_wake_socket();
     cleanup_done = CreateEventA(NULL, TRUE, FALSE, NULL);
-    if (wake_socket == INVALID_SOCKET || cleanup_done == NULL)
+    if (waker_open(&stop_waker) != 0 || cleanup_done == NULL)
         return -1;
     return SetConsoleCtrlHandler(on_console_event, TRUE) ? 0 : -1;
 }
@@ -244,29 +294,55 @@ int stop_handler_install(void)
 void stop_handler_remove(void)
 {
     SetConsoleCtrlHandler(on_console_event, FALSE);
-    if (wake_socket != INVALID_SOCKET)
-        closesocket(wake_socket);
-    wake_socket = INVALID_SOCKET;
+    waker_close(&stop_waker);
     if (cleanup_done != NULL)
         SetEvent(cleanup_done); /* the handle is left for the process exit to close */
 }
 
-bool stop_requested(void)
+/* Waits until the socket is readable, the waker (if any) is raised, or a stop comes. */
+static enum wake_reason wait_readable(socket_t sock, const struct waker *waker, int timeout_ms)
 {
-    return atomic_load(&stop_events) > 0;
-}
-
-enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
-{
-    WSAPOLLFD fds[2] = {{.fd = sock, .events = POLLRDNORM}, {.fd = wake_socket, .events = POLLRDNORM}};
-    /* Unlike poll(), WSAPoll() fails on an invalid socket: leave the wake socket out before install. */
-    ULONG count = wake_socket == INVALID_SOCKET ? 1 : 2;
+    /* Unlike poll(), WSAPoll() fails on an invalid socket: only the sockets there are go in. */
+    WSAPOLLFD fds[3];
+    ULONG count = 0;
+    int stop_at = -1, waker_at = -1;
+    if (stop_waker.sock != INVALID_SOCKET) {
+        stop_at = (int)count;
+        fds[count++] = (WSAPOLLFD){.fd = stop_waker.sock, .events = POLLRDNORM};
+    }
+    if (waker != NULL) {
+        waker_at = (int)count;
+        fds[count++] = (WSAPOLLFD){.fd = waker->sock, .events = POLLRDNORM};
+    }
+    if (sock != INVALID_SOCKET)
+        fds[count++] = (WSAPOLLFD){.fd = sock, .events = POLLRDNORM};
+    if (count == 0) { /* WSAPoll() needs at least one socket */
+        Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        return WOKE_TIMEOUT;
+    }
     int ready = WSAPoll(fds, count, timeout_ms);
     if (ready == SOCKET_ERROR)
         return WOKE_ERROR;
     if (ready == 0)
         return WOKE_TIMEOUT;
-    if (count == 2 && fds[1].revents != 0)
+    if (stop_at >= 0 && fds[stop_at].revents != 0)
         return WOKE_STOP;
+    if (waker_at >= 0 && fds[waker_at].revents != 0)
+        return WOKE_WAKER;
     return WOKE_READABLE; /* data, a connection, a hang-up or an error: the next call says which */
+}
+
+enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
+{
+    return wait_readable(sock, NULL, timeout_ms);
+}
+
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms)
+{
+    return wait_readable(sock, waker, timeout_ms);
+}
+
+enum wake_reason wait_for_stop(int timeout_ms)
+{
+    return wait_readable(INVALID_SOCKET, NULL, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
 }

@@ -37,6 +37,9 @@ static const char usage_text[] =
 static const char too_long_reply[] = "ERR line too long\n";
 static const char shutdown_notice[] = "server shutting down\n";
 
+/* How long to wait before trying again when waiting for clients failed. */
+#define ACCEPT_PAUSE_MS 100
+
 /* At a stop, how many more reads a client gets: one that never stops sending cannot hold us up. */
 #define GOODBYE_MAX_READS 16
 
@@ -54,19 +57,71 @@ struct client {
 struct client_list {
     mutex_t lock;
     struct client *first;
+    struct waker reaper; /* raised by each client thread as it ends: the main thread joins it at once */
 };
 
 enum step { KEEP_SERVING, CLIENT_DONE, NOTHING_WAITING };
 
-/* Answers one line: sends it back with its '\n'. Returns 0, or -1 if the client is gone. */
-static int answer_line(socket_t sock, char *line, size_t len)
+/*
+ * Replies waiting to go out. The answers to all the lines of one receive
+ * leave together in one send(): one system call instead of one per line,
+ * and no reply held back by Nagle's algorithm (README: "Nagle and delayed
+ * ACK").
+ */
+struct outbox {
+    size_t len;
+    char bytes[4 * LINE_MAX_BYTES];
+};
+
+/* Sends what the outbox holds and empties it. Returns 0, or -1 if the client is gone. */
+static int outbox_send(socket_t client, struct outbox *out)
 {
-    line[len] = '\n'; /* the framer cut the line here; put an end back on */
-    return net_send_all(sock, line, len + 1);
+    int rc = net_send_all(client, out->bytes, out->len);
+    out->len = 0;
+    return rc;
 }
 
-/* Receives once and answers every complete line. NOTHING_WAITING: a non-blocking socket had nothing. */
-static enum step receive_and_answer(socket_t sock, struct line_framer *framer)
+/* Adds a reply to the outbox, first sending what it holds if the reply would not fit. Returns 0, or -1. */
+static int outbox_add(socket_t client, struct outbox *out, const char *reply, size_t len)
+{
+    if (out->len + len > sizeof out->bytes && outbox_send(client, out) != 0)
+        return -1;
+    /* A reply is at most a line and its '\n', so it always fits in an empty outbox. */
+    memcpy(out->bytes + out->len, reply, len);
+    out->len += len;
+    return 0;
+}
+
+/*
+ * Answers every complete line the framer holds, into the outbox: each line
+ * goes back with its '\n'. Returns true to go on serving, false once the
+ * client is done ("exit", a line too long, or a failed send).
+ */
+static bool answer_lines(socket_t client, struct line_framer *framer, struct outbox *out)
+{
+    char *line;
+    size_t len;
+    enum framer_status status;
+    while ((status = framer_next_line(framer, &line, &len)) == FRAMER_LINE) {
+        if (len == 4 && memcmp(line, "exit", 4) == 0)
+            return false; /* whatever came after "exit" is not answered */
+        line[len] = '\n'; /* the framer cut the line here; put an end back on */
+        if (outbox_add(client, out, line, len + 1) != 0)
+            return false;
+    }
+    if (status == FRAMER_TOO_LONG) {
+        outbox_add(client, out, too_long_reply, sizeof too_long_reply - 1);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Receives once and answers every complete line, in one send. Returns
+ * KEEP_SERVING, CLIENT_DONE, or NOTHING_WAITING when a non-blocking socket
+ * had nothing to read.
+ */
+static enum step receive_and_answer(socket_t sock, struct line_framer *framer, struct outbox *out)
 {
     size_t room;
     char *space = framer_space(framer, &room);
@@ -76,30 +131,20 @@ static enum step receive_and_answer(socket_t sock, struct line_framer *framer)
     if (got <= 0)
         return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke */
     framer_commit(framer, (size_t)got);
-
-    char *line;
-    size_t len;
-    enum framer_status status;
-    while ((status = framer_next_line(framer, &line, &len)) == FRAMER_LINE) {
-        if (len == 4 && memcmp(line, "exit", 4) == 0)
-            return CLIENT_DONE; /* whatever came after "exit" is not answered */
-        if (answer_line(sock, line, len) != 0)
-            return CLIENT_DONE;
-    }
-    if (status == FRAMER_TOO_LONG) {
-        net_send_all(sock, too_long_reply, sizeof too_long_reply - 1);
+    bool go_on = answer_lines(sock, framer, out);
+    /* Even when the client is done: the lines before its "exit" still get their answers. */
+    if (outbox_send(sock, out) != 0 || !go_on)
         return CLIENT_DONE;
-    }
     return KEEP_SERVING;
 }
 
 /* The server is stopping: answer what the client had already sent, then tell it so. */
-static void say_goodbye(socket_t sock, struct line_framer *framer)
+static void say_goodbye(socket_t sock, struct line_framer *framer, struct outbox *out)
 {
     /* Non-blocking: read only what has arrived, and never wait on a client that does not read. */
     sock_set_nonblocking(sock, true);
     for (int i = 0; i < GOODBYE_MAX_READS; i++) {
-        enum step step = receive_and_answer(sock, framer);
+        enum step step = receive_and_answer(sock, framer, out);
         if (step == CLIENT_DONE)
             return;
         if (step == NOTHING_WAITING)
@@ -113,14 +158,15 @@ static void serve_client(socket_t sock)
 {
     struct line_framer framer;
     framer_init(&framer);
+    struct outbox out = {.len = 0};
     for (;;) {
         /* Wait for the client or for Ctrl+C, whichever comes first. */
         enum wake_reason woke = sock_wait_readable(sock, -1);
         if (woke == WOKE_STOP) {
-            say_goodbye(sock, &framer);
+            say_goodbye(sock, &framer, &out);
             return;
         }
-        if (woke == WOKE_ERROR || receive_and_answer(sock, &framer) == CLIENT_DONE)
+        if (woke == WOKE_ERROR || receive_and_answer(sock, &framer, &out) == CLIENT_DONE)
             return;
     }
 }
@@ -135,6 +181,8 @@ static void client_thread(void *arg)
     mutex_lock(&client->list->lock);
     client->finished = true;
     mutex_unlock(&client->list->lock);
+    /* Without this, a finished thread (and its stack) would wait for the next client to be reclaimed. */
+    waker_raise(&client->list->reaper);
 }
 
 /*
@@ -169,7 +217,8 @@ static void join_clients(struct client_list *list, bool all)
 /* Accepts a waiting connection and starts its thread. Errors are logged; the server goes on. */
 static void accept_client(socket_t listener, struct client_list *list)
 {
-    socket_t sock = accept(listener, NULL, NULL);
+    char peer[NET_ADDR_TEXT];
+    socket_t sock = net_accept(listener, peer, sizeof peer);
     if (sock == SOCKET_INVALID) {
         int code = sock_last_error();
         /* The listener is non-blocking: "would block" means the client left before we got to it. */
@@ -190,8 +239,7 @@ static void accept_client(socket_t listener, struct client_list *list)
     }
     client->sock = sock;
     client->list = list;
-    snprintf(client->peer, sizeof client->peer, "?");
-    net_peer_address(sock, client->peer, sizeof client->peer);
+    snprintf(client->peer, sizeof client->peer, "%s", peer);
     fprintf(stderr, "server: %s connected\n", client->peer);
 
     /* Link it in before its thread starts, so that the thread finds the list ready. */
@@ -228,7 +276,8 @@ int main(int argc, char **argv)
     if (listener == SOCKET_INVALID)
         die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
     /* Non-blocking, so that accept() never waits on a client who left between the wake-up and the call. */
-    sock_set_nonblocking(listener, true);
+    if (sock_set_nonblocking(listener, true) != 0)
+        die("cannot make the listening socket non-blocking");
 
     char address[NET_ADDR_TEXT];
     if (net_local_address(listener, address, sizeof address) != 0)
@@ -238,15 +287,25 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     struct client_list clients = {.first = NULL};
+    if (waker_open(&clients.reaper) != 0)
+        die("cannot open the waker for finished threads");
     mutex_init(&clients.lock);
 
     for (;;) {
-        enum wake_reason woke = sock_wait_readable(listener, -1);
+        enum wake_reason woke = sock_wait_readable_or_woken(listener, &clients.reaper, -1);
+        if (woke == WOKE_ERROR) {
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause). */
+            fprintf(stderr, "server: waiting for clients: %s\n", sock_strerror(sock_last_error(), err, sizeof err));
+            woke = wait_for_stop(ACCEPT_PAUSE_MS);
+        }
         if (woke == WOKE_STOP)
             break;
+        if (woke == WOKE_WAKER) {
+            waker_clear(&clients.reaper); /* first: a thread that ends after this raises it again */
+            join_clients(&clients, false);
+        }
         if (woke == WOKE_READABLE)
             accept_client(listener, &clients);
-        join_clients(&clients, false); /* reclaim the threads of clients who left */
     }
 
     /* Stop accepting first, so no client arrives while the others are told to leave. */
@@ -254,6 +313,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "server: stopping\n");
     join_clients(&clients, true);
     mutex_destroy(&clients.lock);
+    waker_close(&clients.reaper);
     stop_handler_remove();
     net_cleanup();
     fprintf(stderr, "server: stopped\n");
