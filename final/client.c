@@ -1,6 +1,6 @@
 /*
- * client.c - final: the course's client. It sends lines typed (or piped) on stdin to the server
- * and prints each reply.
+ * client.c - the course's client: sends lines typed (or piped) on stdin to the
+ * server and prints each reply, waiting for it before sending the next line.
  *
  * Run:   ./client                    (connects to 127.0.0.1:9090)
  *        printf 'hi\nexit\n' | ./client --port 9090
@@ -22,29 +22,38 @@ static const char usage_text[] = "usage: client [--host HOST] [--port PORT]\n"
                                  "  --port PORT  server port (default " DEFAULT_PORT ")\n"
                                  "  --help       print this help and exit\n";
 
+/* Bytes received from the server and not printed yet: the start of the next reply. */
+struct received {
+    size_t start, end;
+    char bytes[4096];
+};
+
 /*
- * Waits for one reply line and prints it. Returns 0, or -1 when the server
- * closed the connection or sent a line longer than any reply can be.
+ * Waits for one reply line and prints it, '\n' included. A reply may be
+ * longer than the buffer: it is printed piece by piece as it arrives.
+ * Returns 0, or -1 when the server closed the connection first.
  */
-static int print_reply(socket_t server, struct line_framer *framer)
+static int print_reply(socket_t server, struct received *in)
 {
-    char *line;
-    size_t len;
-    enum framer_status status;
-    while ((status = framer_next_line(framer, &line, &len)) == FRAMER_NEED_MORE) {
-        size_t room;
-        char *space = framer_space(framer, &room);
-        long got = net_recv(server, space, room);
-        if (got <= 0)
-            return -1;
-        framer_commit(framer, (size_t)got);
+    for (;;) {
+        if (in->start == in->end) {
+            long got = net_recv(server, in->bytes, sizeof in->bytes);
+            if (got <= 0)
+                return -1;
+            in->start = 0;
+            in->end = (size_t)got;
+        }
+        const char *next = in->bytes + in->start;
+        size_t held = in->end - in->start;
+        const char *newline = memchr(next, '\n', held);
+        size_t take = newline != NULL ? (size_t)(newline - next) + 1 : held;
+        fwrite(next, 1, take, stdout);
+        in->start += take;
+        if (newline != NULL) {
+            fflush(stdout);
+            return 0;
+        }
     }
-    if (status == FRAMER_TOO_LONG)
-        return -1;
-    fwrite(line, 1, len, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-    return 0;
 }
 
 /*
@@ -91,8 +100,8 @@ int main(int argc, char **argv)
     int interactive = stdin_is_terminal();
     if (!interactive)
         stdin_keep_bytes();
-    struct line_framer replies;
-    framer_init(&replies);
+    struct received replies = {.start = 0, .end = 0};
+    struct send_limit no_limit = {.stall_ms = -1}; /* a blocking socket: sends wait as long as it takes */
     /* One line of input, and the '\n' it may lack at end of input. */
     char input[LINE_MAX_BYTES + 2];
     int status = EXIT_OK;
@@ -112,7 +121,7 @@ int main(int argc, char **argv)
             input[len++] = '\n'; /* the last line had no end; give it one */
             line_done = 1;
         }
-        if (net_send_all(server, input, len, -1) != 0) {
+        if (net_send_all(server, input, len, &no_limit) != 0) {
             /* It may have said why before it hung up ("ERR line too long"): show that first. */
             print_reply(server, &replies);
             fprintf(stderr, "client: the server went away\n");

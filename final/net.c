@@ -4,7 +4,6 @@
  */
 #include "net.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -61,7 +60,7 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
     /* Try each address the name resolves to; keep the first that works. */
     socket_t sock = SOCKET_INVALID;
     for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
-        sock = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        sock = sock_open(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (sock == SOCKET_INVALID) {
             fail(err, err_len, "socket");
             continue;
@@ -85,6 +84,18 @@ socket_t net_listen(const char *host, const char *port, char *err, size_t err_le
     return sock;
 }
 
+socket_t net_accept(socket_t listener, char *peer, size_t peer_len)
+{
+    socket_t sock = sock_accept(listener);
+    if (sock == SOCKET_INVALID)
+        return SOCKET_INVALID;
+    /* Only a matter of speed: the conversation works without it, so a failure is not one. */
+    sock_set_no_delay(sock);
+    if (net_peer_address(sock, peer, peer_len) != 0)
+        snprintf(peer, peer_len, "?");
+    return sock;
+}
+
 socket_t net_connect(const char *host, const char *port, char *err, size_t err_len)
 {
     struct addrinfo *found = resolve(host, port, 0, err, err_len);
@@ -93,7 +104,7 @@ socket_t net_connect(const char *host, const char *port, char *err, size_t err_l
 
     socket_t sock = SOCKET_INVALID;
     for (struct addrinfo *ai = found; ai != NULL; ai = ai->ai_next) {
-        sock = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        sock = sock_open(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (sock == SOCKET_INVALID) {
             fail(err, err_len, "socket");
             continue;
@@ -127,65 +138,52 @@ int net_peer_address(socket_t sock, char *out, size_t out_len)
     return format_address((struct sockaddr *)&addr, addr_len, out, out_len);
 }
 
-/*
- * When a send first met the stop (0: none has yet). It is one moment for
- * the whole server, so however slowly its clients read, every send is over
- * NET_STOP_SEND_WAIT_MS after it, and so is the stop.
- */
-static _Atomic long long stop_seen_at_ms;
-
-/* The moment every send gives up once a stop is requested; the first caller sets the clock. */
-static long long stop_give_up_time(long long now)
+void net_send_limit_stop(struct send_limit *limit)
 {
-    long long first = 0;
-    if (atomic_compare_exchange_strong(&stop_seen_at_ms, &first, now))
-        first = now;
-    return first + NET_STOP_SEND_WAIT_MS;
+    if (!limit->stopping) {
+        limit->stopping = true;
+        limit->give_up_at = monotonic_ms() + NET_STOP_SEND_WAIT_MS;
+    }
 }
 
-int net_send_all(socket_t sock, const void *buf, size_t len, int wait_ms)
+int net_send_all(socket_t sock, const void *buf, size_t len, struct send_limit *limit)
 {
     const char *next = buf;
-    long long give_up_at = 0; /* set while the peer makes no room; 0: not waiting */
+    long long stalled_since = 0; /* set while the peer makes no room; 0: bytes are going out */
     while (len > 0) {
         long sent = sock_send(sock, next, len);
-        if (sent < 0) {
-            int code = sock_last_error();
-            if (sock_error_is_interrupt(code))
-                continue;
-            if (!sock_error_is_would_block(code))
-                return -1;
-            /*
-             * The peer is not reading fast enough: give it wait_ms to make
-             * room, counted from the last byte that went out, so that a wait
-             * which wakes too early (Wine's does) cannot stretch the limit.
-             */
-            if (wait_ms == 0)
-                return NET_SEND_TIMED_OUT;
-            long long now = monotonic_ms();
-            if (give_up_at == 0 && wait_ms > 0)
-                give_up_at = now + wait_ms;
-            if (give_up_at != 0 && now >= give_up_at)
-                return NET_SEND_TIMED_OUT;
-            /* After a stop, a client still reading gets its last replies; one not reading cannot stall it. */
-            bool stopping = stop_requested();
-            long long deadline = give_up_at;
-            if (stopping) {
-                long long stop_give_up_at = stop_give_up_time(now);
-                if (now >= stop_give_up_at)
-                    return NET_SEND_STOPPED;
-                if (deadline == 0 || stop_give_up_at < deadline)
-                    deadline = stop_give_up_at;
-            }
-            /* Watch for the stop only until it comes: after that it would end every wait at once. */
-            if (sock_wait_writable(sock, deadline == 0 ? -1 : (int)(deadline - now), !stopping) == WOKE_ERROR)
-                return -1;
-            continue; /* room, the time is up, or a stop: the top of the loop says which */
+        if (sent >= 0) {
+            /* send() may take fewer bytes than offered: send the rest. */
+            next += sent;
+            len -= (size_t)sent;
+            stalled_since = 0;
+            continue;
         }
-        /* send() may take fewer bytes than offered: send the rest. */
-        next += sent;
-        len -= (size_t)sent;
-        give_up_at = 0;
+        int code = sock_last_error();
+        if (sock_error_is_interrupt(code))
+            continue;
+        if (!sock_error_is_would_block(code))
+            return -1;
+        /*
+         * The peer is not reading fast enough. Count the stall from the last
+         * byte that went out, so that a wait which wakes too early (Wine's
+         * does) cannot stretch the limit.
+         */
+        long long now = monotonic_ms();
+        if (stalled_since == 0)
+            stalled_since = now;
+        long long deadline = limit->stall_ms < 0 ? 0 : stalled_since + limit->stall_ms; /* 0: none */
+        if (limit->stopping && (deadline == 0 || limit->give_up_at < deadline))
+            deadline = limit->give_up_at;
+        if (deadline != 0 && now >= deadline)
+            return limit->stopping && deadline == limit->give_up_at ? NET_SEND_STOPPED : NET_SEND_TIMED_OUT;
+        /* Until the stop comes, it ends the wait; after that it would end every wait at once. */
+        enum wake_reason woke = sock_wait_writable(sock, deadline == 0 ? -1 : (int)(deadline - now), !limit->stopping);
+        if (woke == WOKE_ERROR)
+            return -1;
+        if (woke == WOKE_STOP)
+            net_send_limit_stop(limit); /* a reader still gets its last replies; a non-reader, a second */
+        /* Room, the time is up, or the stop: the top of the loop says which. */
     }
     return 0;
 }
@@ -211,11 +209,12 @@ void net_linger(socket_t sock, int linger_ms)
     char sink[4096];
     long long give_up_at = monotonic_ms() + linger_ms;
     for (;;) {
-        /* A client that keeps sending would keep each read busy: a stop must not wait for it. */
         long long left = give_up_at - monotonic_ms();
-        if (left <= 0 || stop_requested() || sock_set_receive_timeout(sock, (int)left) != 0)
+        /* A stop ends the wait too: a client that keeps sending must not hold it up. */
+        if (left <= 0 || sock_wait_readable(sock, (int)left) != WOKE_READABLE)
             return;
-        if (sock_recv_wait(sock, sink, sizeof sink) <= 0)
-            return; /* the peer has said all it will, or waiting longer is pointless */
+        long got = net_recv(sock, sink, sizeof sink);
+        if (got == 0 || (got < 0 && !sock_error_is_would_block(sock_last_error())))
+            return; /* the peer has said all it will, or the connection broke */
     }
 }

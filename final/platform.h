@@ -23,9 +23,16 @@ typedef SOCKET socket_t;
 typedef HANDLE thread_t;
 /* A lock between threads: a slim reader/writer lock, used exclusively. */
 typedef SRWLOCK mutex_t;
+/* A condition variable, used with an SRW lock. */
+typedef CONDITION_VARIABLE cond_t;
+/* A wake-up call (see waker_open()): a UDP socket on 127.0.0.1 that sends to itself. */
+struct waker {
+    SOCKET sock;
+};
 #else
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -37,6 +44,13 @@ typedef int socket_t;
 typedef pthread_t thread_t;
 /* A lock between threads. */
 typedef pthread_mutex_t mutex_t;
+/* A condition variable, whose timed waits use the monotonic clock. */
+typedef pthread_cond_t cond_t;
+/* A wake-up call (see waker_open()): a pipe. */
+struct waker {
+    int read_end;  /* what waiting threads poll */
+    int write_end; /* what waker_raise() writes one byte to */
+};
 #endif
 
 /* Starts the socket library (WSAStartup on Windows); returns 0, or -1. */
@@ -44,6 +58,16 @@ int net_startup(void);
 
 /* Releases what net_startup() acquired (WSACleanup on Windows). */
 void net_cleanup(void);
+
+/*
+ * Opens a socket (socket()) that programs this one may start do not
+ * inherit: close-on-exec on POSIX, not inheritable on Windows. Returns it,
+ * or SOCKET_INVALID.
+ */
+socket_t sock_open(int family, int type, int protocol);
+
+/* Accepts a waiting connection (accept()) as a socket that started programs do not inherit; or SOCKET_INVALID. */
+socket_t sock_accept(socket_t listener);
 
 /* Closes a socket (close() or closesocket()); returns 0, or -1. */
 int sock_close(socket_t sock);
@@ -57,13 +81,13 @@ const char *sock_strerror(int code, char *buf, size_t len);
 /* True when the error code means "interrupted by a signal, just try again". */
 bool sock_error_is_interrupt(int code);
 
-/* True when the error code means "nothing to do yet" (a non-blocking call, or a receive timeout). */
+/* True when the error code means "a non-blocking call found nothing to do yet". */
 bool sock_error_is_would_block(int code);
 
 /*
  * Sends up to len bytes once; a vanished peer gives an error, never SIGPIPE.
- * It never waits for room on POSIX, nor on Windows once the socket is
- * non-blocking: a full buffer gives "would block". Returns bytes sent or -1.
+ * On a non-blocking socket a full buffer gives "would block". Returns bytes
+ * sent or -1.
  */
 long sock_send(socket_t sock, const void *buf, size_t len);
 
@@ -77,14 +101,11 @@ int sock_set_reuse_address(socket_t sock);
 int sock_set_nonblocking(socket_t sock, bool on);
 
 /*
- * Readies an accepted socket for sock_recv_wait() and sock_send(): receives
- * wait (in recv() on POSIX, in WSAPoll() on Windows) and sends never do.
- * Returns 0, or -1.
+ * Sends each small write at once (TCP_NODELAY) instead of holding it until
+ * the peer has acknowledged the bytes before it (Nagle's algorithm; see
+ * "Nagle and delayed ACK" in lesson 01's README). Returns 0, or -1.
  */
-int sock_setup_accepted(socket_t sock);
-
-/* Makes sock_recv_wait() give up after timeout_ms without a byte (-1: never); returns 0, or -1. */
-int sock_set_receive_timeout(socket_t sock, int timeout_ms);
+int sock_set_no_delay(socket_t sock);
 
 /* True when the error code means the process or system ran out of descriptors or memory. */
 bool sock_error_is_out_of_resources(int code);
@@ -94,6 +115,19 @@ bool stdin_is_terminal(void);
 
 /* Reads piped standard input byte for byte (Windows would turn "\r\n" into "\n" and stop at 0x1A). */
 void stdin_keep_bytes(void);
+
+/*
+ * Makes a write to a pipe whose reader has gone (stderr piped into a program
+ * that ended) fail with an error instead of ending the process with SIGPIPE.
+ * Nothing to do on Windows, which has no SIGPIPE.
+ */
+void ignore_broken_pipes(void);
+
+/*
+ * Writes all len bytes to standard error with the system's own call, not
+ * through stdio, waiting as long as it takes. Returns 0, or -1.
+ */
+int stderr_write_all(const char *buf, size_t len);
 
 /* Milliseconds from an arbitrary start; never jumps when the clock is set. */
 long long monotonic_ms(void);
@@ -113,29 +147,55 @@ void mutex_lock(mutex_t *mutex);
 void mutex_unlock(mutex_t *mutex);
 void mutex_destroy(mutex_t *mutex);
 
+/*
+ * A condition variable: cond_wait() gives back the lock, sleeps until
+ * cond_broadcast() (or timeout_ms pass; -1: no limit), and takes the lock
+ * again. It may also wake for nothing, so wait in a loop that checks what
+ * you wait for. Returns false when the time ran out.
+ */
+void cond_init(cond_t *cond);
+bool cond_wait(cond_t *cond, mutex_t *mutex, int timeout_ms);
+void cond_broadcast(cond_t *cond);
+void cond_destroy(cond_t *cond);
+
+/*
+ * A wake-up call between threads. Any thread raises it, and a thread waiting
+ * in sock_wait_readable_or_woken() wakes up; it stays raised, waking every
+ * later wait at once, until waker_clear(). POSIX uses a pipe, Windows a
+ * socket (WSAPoll() waits on sockets only). Returns 0, or -1.
+ */
+int waker_open(struct waker *waker);
+
+/* Raises the waker. Safe in a signal handler, and from any thread. */
+void waker_raise(struct waker *waker);
+
+/* Lowers the waker again; later raises wake waiters anew. */
+void waker_clear(struct waker *waker);
+
+/* Releases the waker; nobody may wait on it or raise it any more. */
+void waker_close(struct waker *waker);
+
 /* The exit status after a second Ctrl+C: 128 + SIGINT, as shells report it. */
 #define EXIT_INTERRUPTED 130
 
 /*
  * Makes Ctrl+C (SIGINT or SIGTERM; on Windows also Ctrl+Break and closing
- * the console) request a stop: from then on stop_requested() is true, and
- * every sock_wait_readable(), and sock_wait_writable() told to watch for it,
- * returns WOKE_STOP. A second Ctrl+C exits at once with EXIT_INTERRUPTED.
- * The handler itself does nothing else: all the real work happens in
- * ordinary threads. Returns 0, or -1.
+ * the console) request a stop: from then on every sock_wait_readable(), and
+ * every sock_wait_writable() told to watch for it, returns WOKE_STOP. A
+ * second Ctrl+C exits at once with EXIT_INTERRUPTED. The handler itself
+ * does nothing else: all the real work happens in ordinary threads, which
+ * learn of the stop from the wait they are in. Returns 0, or -1.
  */
 int stop_handler_install(void);
 
 /* Releases what stop_handler_install() made; call it last, after every thread is joined. */
 void stop_handler_remove(void);
 
-/* True once a stop has been requested. */
-bool stop_requested(void);
-
 enum wake_reason {
     WOKE_READABLE, /* data, a connection, end of stream or an error waits on the socket */
     WOKE_WRITABLE, /* a send() on the socket can take bytes (or will report the error) */
-    WOKE_STOP,     /* a stop was requested (it wins over the socket) */
+    WOKE_STOP,     /* a stop was requested (it wins over the rest) */
+    WOKE_WAKER,    /* the waker was raised (it wins over the socket) */
     WOKE_TIMEOUT,  /* timeout_ms passed first */
     WOKE_ERROR,    /* the wait itself failed; see sock_last_error() */
 };
@@ -146,6 +206,9 @@ enum wake_reason {
  */
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms);
 
+/* The same wait, which a raised waker also ends (WOKE_WAKER). */
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms);
+
 /*
  * The same wait for room to send (WOKE_WRITABLE). With watch_stop a stop
  * ends it (WOKE_STOP); without, it waits for the socket alone, for a caller
@@ -155,25 +218,6 @@ enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_st
 
 /* Waits timeout_ms milliseconds unless a stop is requested first (then returns WOKE_STOP at once). */
 enum wake_reason wait_for_stop(int timeout_ms);
-
-/*
- * Receives up to len bytes from a socket readied by sock_setup_accepted(),
- * waiting for them at most its receive timeout, and retrying interruptions.
- * At a stop it returns what had already arrived, then 0: on Linux once
- * another thread has called sock_stop_receiving(sock), on Windows at once.
- * (The BSDs drop unread bytes at shutdown(SHUT_RD); docs/posix-vs-winsock.md.)
- * Returns bytes received, 0 at end of stream or at a stop, or -1 (when the
- * timeout passed first, sock_last_error() says "would block").
- */
-long sock_recv_wait(socket_t sock, void *buf, size_t len);
-
-/*
- * At a stop, makes sock_recv_wait() on this socket return 0 once it has read
- * what arrived (shutdown(SHUT_RD) on POSIX; nothing to do on Windows, where
- * the wake socket does it). Call it from another thread, only while the
- * socket is still open.
- */
-void sock_stop_receiving(socket_t sock);
 
 /* Sends end of stream after the bytes already sent; the socket still receives (SHUT_WR, SD_SEND). */
 void sock_stop_sending(socket_t sock);

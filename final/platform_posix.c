@@ -36,6 +36,33 @@ void net_cleanup(void)
 {
 }
 
+/*
+ * Marks a descriptor close-on-exec, so that a program started with exec()
+ * does not inherit the connection. (SOCK_CLOEXEC and accept4() do it in the
+ * same call, which matters when another thread may fork() in between; this
+ * program never forks.)
+ */
+static socket_t close_on_exec(socket_t sock)
+{
+    if (sock != SOCKET_INVALID && fcntl(sock, F_SETFD, FD_CLOEXEC) != 0) {
+        int saved_errno = errno;
+        close(sock);
+        errno = saved_errno; /* the caller reports why fcntl() failed, not close() */
+        return SOCKET_INVALID;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return close_on_exec(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return close_on_exec(accept(listener, NULL, NULL));
+}
+
 int sock_close(socket_t sock)
 {
     return close(sock);
@@ -65,12 +92,8 @@ bool sock_error_is_would_block(int code)
 
 long sock_send(socket_t sock, const void *buf, size_t len)
 {
-    /*
-     * Without MSG_NOSIGNAL, writing to a reset connection kills the process.
-     * MSG_DONTWAIT makes this one call non-blocking, so the server's sockets
-     * can stay blocking for recv() (see sock_recv_wait()).
-     */
-    return (long)send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* Without MSG_NOSIGNAL, writing to a reset connection kills the process. */
+    return (long)send(sock, buf, len, MSG_NOSIGNAL);
 }
 
 long sock_recv(socket_t sock, void *buf, size_t len)
@@ -94,23 +117,10 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return fcntl(sock, F_SETFL, flags);
 }
 
-int sock_setup_accepted(socket_t sock)
+int sock_set_no_delay(socket_t sock)
 {
-    /* Blocking, so that sock_recv_wait() waits in recv(); BSD's accept() copies the listener's O_NONBLOCK. */
-    return sock_set_nonblocking(sock, false);
-}
-
-int sock_set_receive_timeout(socket_t sock, int timeout_ms)
-{
-    /* SO_RCVTIMEO: a recv() that waits this long fails with EAGAIN. All zeros means "never". */
-    struct timeval wait = {0, 0};
-    if (timeout_ms >= 0) {
-        wait.tv_sec = timeout_ms / 1000;
-        wait.tv_usec = (timeout_ms % 1000) * 1000;
-        if (timeout_ms == 0)
-            wait.tv_usec = 1; /* due now: the smallest wait that is not "never" */
-    }
-    return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    int on = 1;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
 bool sock_error_is_out_of_resources(int code)
@@ -126,6 +136,25 @@ bool stdin_is_terminal(void)
 void stdin_keep_bytes(void)
 {
     /* POSIX streams never change the bytes they read. */
+}
+
+void ignore_broken_pipes(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int stderr_write_all(const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t written = write(STDERR_FILENO, buf, len);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written < 0)
+            return -1;
+        buf += written; /* a pipe or terminal may take fewer bytes than offered */
+        len -= (size_t)written;
+    }
+    return 0;
 }
 
 long long monotonic_ms(void)
@@ -197,35 +226,110 @@ void mutex_destroy(mutex_t *mutex)
     pthread_mutex_destroy(mutex);
 }
 
+void cond_init(cond_t *cond)
+{
+    /* Timed waits on the monotonic clock: setting the date must not shorten or stretch them. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+bool cond_wait(cond_t *cond, mutex_t *mutex, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return pthread_cond_wait(cond, mutex) == 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(cond, mutex, &until) == 0;
+}
+
+void cond_broadcast(cond_t *cond)
+{
+    pthread_cond_broadcast(cond);
+}
+
+void cond_destroy(cond_t *cond)
+{
+    pthread_cond_destroy(cond);
+}
+
 /*
- * Stopping: the self-pipe trick. A signal handler may call only a few
- * async-signal-safe functions, so it counts the signal and writes one byte
- * into a pipe. Every thread that waits polls that pipe beside its socket.
- * Nobody ever reads the byte, so the pipe stays readable and wakes every
- * waiter, now and later.
+ * Wakers: the self-pipe trick. Raising writes one byte into a pipe, and its
+ * read end stays readable, for every thread that polls it, until
+ * waker_clear() reads the bytes out. write() is async-signal-safe, so a
+ * signal handler may raise a waker.
+ */
+int waker_open(struct waker *waker)
+{
+    int ends[2];
+    if (pipe(ends) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty one. */
+        if (fcntl(ends[i], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ends[i], F_SETFL, O_NONBLOCK) != 0) {
+            close(ends[0]);
+            close(ends[1]);
+            return -1;
+        }
+    }
+    waker->read_end = ends[0];
+    waker->write_end = ends[1];
+    return 0;
+}
+
+void waker_raise(struct waker *waker)
+{
+    int saved_errno = errno; /* a signal handler must leave errno as it found it */
+    ssize_t ignored = write(waker->write_end, "!", 1);
+    (void)ignored; /* a full pipe is raised already, and a signal handler could do nothing else */
+    errno = saved_errno;
+}
+
+void waker_clear(struct waker *waker)
+{
+    char sink[64];
+    while (read(waker->read_end, sink, sizeof sink) > 0)
+        continue;
+}
+
+void waker_close(struct waker *waker)
+{
+    if (waker->read_end >= 0)
+        close(waker->read_end);
+    if (waker->write_end >= 0)
+        close(waker->write_end);
+    waker->read_end = waker->write_end = -1;
+}
+
+/*
+ * Stopping. A signal handler may call only a few async-signal-safe
+ * functions, so it counts the signal and raises the stop waker. Every thread
+ * that waits polls the stop waker beside its socket. Nobody ever clears it,
+ * so it wakes every waiter, now and later.
  */
 static atomic_int stop_signals;
-static int wake_pipe[2] = {-1, -1};
+static struct waker stop_waker = {-1, -1};
 
 static void on_stop_signal(int signo)
 {
     (void)signo;
     if (atomic_fetch_add(&stop_signals, 1) > 0)
         _exit(EXIT_INTERRUPTED); /* the second Ctrl+C: the user insists */
-    int saved_errno = errno;
-    ssize_t ignored = write(wake_pipe[1], "!", 1);
-    (void)ignored; /* nothing a signal handler could do about a failure */
-    errno = saved_errno;
+    waker_raise(&stop_waker);
 }
 
 int stop_handler_install(void)
 {
-    if (pipe(wake_pipe) != 0)
+    if (waker_open(&stop_waker) != 0)
         return -1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
-        fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
-    }
     struct sigaction action = {0};
     action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
@@ -242,73 +346,52 @@ void stop_handler_remove(void)
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
-    for (int i = 0; i < 2; i++) {
-        if (wake_pipe[i] >= 0)
-            close(wake_pipe[i]);
-        wake_pipe[i] = -1;
-    }
+    waker_close(&stop_waker);
 }
 
-bool stop_requested(void)
+/* Waits until the socket has `events`, the waker (if any) is raised, or (when watch_stop) a stop comes. */
+static enum wake_reason wait_for(socket_t sock, short events, const struct waker *waker, bool watch_stop,
+                                 int timeout_ms)
 {
-    return atomic_load(&stop_signals) > 0;
-}
-
-/* Waits for `events` on the socket, or for the wake pipe too; returns ready_reason for the socket. */
-static enum wake_reason wait_or_stop(socket_t sock, short events, enum wake_reason ready_reason,
-                                     bool watch_stop, int timeout_ms)
-{
-    /* poll() skips a negative descriptor: before install, and when the stop is not watched. */
-    struct pollfd fds[2] = {{.fd = watch_stop ? wake_pipe[0] : -1, .events = POLLIN},
+    /* poll() skips a negative descriptor: no socket, no waker, the stop not watched or not installed yet. */
+    struct pollfd fds[3] = {{.fd = watch_stop ? stop_waker.read_end : -1, .events = POLLIN},
+                            {.fd = waker != NULL ? waker->read_end : -1, .events = POLLIN},
                             {.fd = sock, .events = events}};
     for (;;) {
-        int ready = poll(fds, 2, timeout_ms);
+        int ready = poll(fds, 3, timeout_ms);
         if (ready < 0 && errno == EINTR)
-            continue; /* a signal arrived: if it was Ctrl+C, the pipe is readable now */
+            continue; /* a signal arrived: if it was Ctrl+C, the stop waker is raised now */
         if (ready < 0)
             return WOKE_ERROR;
         if (ready == 0)
             return WOKE_TIMEOUT;
         if (fds[0].revents != 0)
             return WOKE_STOP;
-        return ready_reason; /* the event, POLLHUP or POLLERR: the next call says which */
+        if (fds[1].revents != 0)
+            return WOKE_WAKER;
+        /* The event, POLLHUP or POLLERR: the next call on the socket says which. */
+        return events == POLLIN ? WOKE_READABLE : WOKE_WRITABLE;
     }
 }
 
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
 {
-    return wait_or_stop(sock, POLLIN, WOKE_READABLE, true, timeout_ms);
+    return wait_for(sock, POLLIN, NULL, true, timeout_ms);
+}
+
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms)
+{
+    return wait_for(sock, POLLIN, waker, true, timeout_ms);
 }
 
 enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_stop)
 {
-    return wait_or_stop(sock, POLLOUT, WOKE_WRITABLE, watch_stop, timeout_ms);
+    return wait_for(sock, POLLOUT, NULL, watch_stop, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)
 {
-    /* The same wait with no socket: poll() skips the negative descriptor. */
-    return sock_wait_readable(-1, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
-}
-
-long sock_recv_wait(socket_t sock, void *buf, size_t len)
-{
-    /*
-     * A plain blocking recv(): the thread sleeps in the kernel until bytes,
-     * the receive timeout or sock_stop_receiving(). Waiting in poll() first
-     * (as lesson 03 does) costs one more system call per line.
-     */
-    for (;;) {
-        ssize_t got = recv(sock, buf, len, 0);
-        if (got >= 0 || errno != EINTR)
-            return (long)got; /* EINTR: with SO_RCVTIMEO set, even SA_RESTART does not restart recv() */
-    }
-}
-
-void sock_stop_receiving(socket_t sock)
-{
-    /* The read side only: a blocked recv() returns what is queued, then 0, and replies can still go out. */
-    shutdown(sock, SHUT_RD);
+    return wait_for(SOCKET_INVALID, POLLIN, NULL, true, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
 }
 
 void sock_stop_sending(socket_t sock)

@@ -26,6 +26,27 @@ void net_cleanup(void)
     WSACleanup();
 }
 
+/* Makes a socket handle not inheritable: CreateProcess() would otherwise pass it on to the new program. */
+static socket_t not_inherited(socket_t sock)
+{
+    if (sock != INVALID_SOCKET && !SetHandleInformation((HANDLE)sock, HANDLE_FLAG_INHERIT, 0)) {
+        closesocket(sock);
+        WSASetLastError((int)GetLastError()); /* the caller reports why, through sock_last_error() */
+        return INVALID_SOCKET;
+    }
+    return sock;
+}
+
+socket_t sock_open(int family, int type, int protocol)
+{
+    return not_inherited(socket(family, type, protocol));
+}
+
+socket_t sock_accept(socket_t listener)
+{
+    return not_inherited(accept(listener, NULL, NULL));
+}
+
 int sock_close(socket_t sock)
 {
     /* A SOCKET is not a file descriptor: close() would not release it. */
@@ -123,17 +144,10 @@ int sock_set_nonblocking(socket_t sock, bool on)
     return ioctlsocket(sock, FIONBIO, &mode) == 0 ? 0 : -1;
 }
 
-int sock_setup_accepted(socket_t sock)
+int sock_set_no_delay(socket_t sock)
 {
-    /* Non-blocking: sock_recv_wait() waits in WSAPoll(), where the wake socket can reach it. */
-    return sock_set_nonblocking(sock, true);
-}
-
-int sock_set_receive_timeout(socket_t sock, int timeout_ms)
-{
-    /* Winsock keeps SO_RCVTIMEO in milliseconds, 0 meaning "never"; sock_recv_wait() reads it back. */
-    DWORD wait = timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (DWORD)timeout_ms;
-    return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (const char *)&wait, sizeof wait) == 0 ? 0 : -1;
+    BOOL on = TRUE;
+    return setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&on, sizeof on) == 0 ? 0 : -1;
 }
 
 bool sock_error_is_out_of_resources(int code)
@@ -150,6 +164,25 @@ void stdin_keep_bytes(void)
 {
     /* Text mode would turn "\r\n" into "\n" and end the input at a 0x1A byte (Ctrl+Z). */
     _setmode(_fileno(stdin), _O_BINARY);
+}
+
+void ignore_broken_pipes(void)
+{
+    /* Windows has no SIGPIPE: a write to a closed pipe already fails with an error. */
+}
+
+int stderr_write_all(const char *buf, size_t len)
+{
+    HANDLE err = GetStdHandle(STD_ERROR_HANDLE);
+    while (len > 0) {
+        DWORD chunk = len > 65536 ? 65536 : (DWORD)len;
+        DWORD written = 0;
+        if (!WriteFile(err, buf, chunk, &written, NULL))
+            return -1;
+        buf += written; /* a pipe may take fewer bytes than offered */
+        len -= written;
+    }
+    return 0;
 }
 
 long long monotonic_ms(void)
@@ -223,53 +256,97 @@ void mutex_destroy(mutex_t *mutex)
     (void)mutex; /* an SRW lock holds no resources */
 }
 
+void cond_init(cond_t *cond)
+{
+    InitializeConditionVariable(cond);
+}
+
+bool cond_wait(cond_t *cond, mutex_t *mutex, int timeout_ms)
+{
+    /* GetTickCount64() is monotonic too, and so are these timeouts. */
+    return SleepConditionVariableSRW(cond, mutex, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms, 0) != 0;
+}
+
+void cond_broadcast(cond_t *cond)
+{
+    WakeAllConditionVariable(cond);
+}
+
+void cond_destroy(cond_t *cond)
+{
+    (void)cond; /* a condition variable holds no resources */
+}
+
+/*
+ * Wakers. WSAPoll() waits on sockets only, so a waker is a UDP socket on
+ * 127.0.0.1 whose datagrams go to itself: raising sends it one byte, and it
+ * stays readable, for every thread that polls it, until waker_clear()
+ * receives the bytes.
+ */
+int waker_open(struct waker *waker)
+{
+    SOCKET sock = sock_open(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    if (sock == INVALID_SOCKET)
+        return -1;
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int addr_len = sizeof addr;
+    u_long nonblocking = 1; /* a clear never waits on an empty socket */
+    if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
+        getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
+        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 || ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
+        closesocket(sock);
+        return -1;
+    }
+    waker->sock = sock;
+    return 0;
+}
+
+void waker_raise(struct waker *waker)
+{
+    send(waker->sock, "!", 1, 0); /* a full socket is raised already */
+}
+
+void waker_clear(struct waker *waker)
+{
+    char sink[64];
+    while (recv(waker->sock, sink, sizeof sink, 0) > 0)
+        continue;
+}
+
+void waker_close(struct waker *waker)
+{
+    if (waker->sock != INVALID_SOCKET)
+        closesocket(waker->sock);
+    waker->sock = INVALID_SOCKET;
+}
+
 /*
  * Stopping. Windows has no signals: Ctrl+C runs a console handler on a new
- * thread of its own. It counts the event and sends one byte to a "wake"
- * socket, a UDP socket on 127.0.0.1 connected to itself. Every thread that
- * waits polls that socket beside its own. Nobody ever reads the byte, so the
- * wake socket stays readable and wakes every waiter, now and later. (POSIX
- * uses a pipe; WSAPoll() takes sockets only.)
+ * thread of its own. It counts the event and raises the stop waker. Every
+ * thread that waits polls the stop waker beside its own socket. Nobody ever
+ * clears it, so it wakes every waiter, now and later.
  */
 static atomic_int stop_events;
-static SOCKET wake_socket = INVALID_SOCKET;
+static struct waker stop_waker = {INVALID_SOCKET};
 static HANDLE cleanup_done; /* set by stop_handler_remove(), once main has cleaned up */
 
 static BOOL WINAPI on_console_event(DWORD event)
 {
     if (atomic_fetch_add(&stop_events, 1) > 0)
         ExitProcess(EXIT_INTERRUPTED); /* the second Ctrl+C: the user insists */
-    send(wake_socket, "!", 1, 0);
+    waker_raise(&stop_waker);
     /* For these events Windows ends the process as soon as we return: let main finish first. */
     if (event == CTRL_CLOSE_EVENT || event == CTRL_LOGOFF_EVENT || event == CTRL_SHUTDOWN_EVENT)
         WaitForSingleObject(cleanup_done, 5000);
     return TRUE; /* handled: do not run the default handler, which would end the process */
 }
 
-/* A UDP socket on 127.0.0.1 whose datagrams go to itself. */
-static SOCKET open_wake_socket(void)
-{
-    SOCKET sock = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
-    if (sock == INVALID_SOCKET)
-        return INVALID_SOCKET;
-    struct sockaddr_in addr = {0};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int addr_len = sizeof addr;
-    if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
-        getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
-        connect(sock, (struct sockaddr *)&addr, addr_len) != 0) {
-        closesocket(sock);
-        return INVALID_SOCKET;
-    }
-    return sock;
-}
-
 int stop_handler_install(void)
 {
-    wake_socket = open_wake_socket();
     cleanup_done = CreateEventA(NULL, TRUE, FALSE, NULL);
-    if (wake_socket == INVALID_SOCKET || cleanup_done == NULL)
+    if (waker_open(&stop_waker) != 0 || cleanup_done == NULL)
         return -1;
     return SetConsoleCtrlHandler(on_console_event, TRUE) ? 0 : -1;
 }
@@ -277,91 +354,65 @@ int stop_handler_install(void)
 void stop_handler_remove(void)
 {
     SetConsoleCtrlHandler(on_console_event, FALSE);
-    if (wake_socket != INVALID_SOCKET)
-        closesocket(wake_socket);
-    wake_socket = INVALID_SOCKET;
+    waker_close(&stop_waker);
     if (cleanup_done != NULL)
         SetEvent(cleanup_done); /* the handle is left for the process exit to close */
 }
 
-bool stop_requested(void)
+/* Waits until the socket has `events`, the waker (if any) is raised, or (when watch_stop) a stop comes. */
+static enum wake_reason wait_for(socket_t sock, SHORT events, const struct waker *waker, bool watch_stop,
+                                 int timeout_ms)
 {
-    return atomic_load(&stop_events) > 0;
-}
-
-/* Waits for `events` on the socket, or for the wake socket too; returns ready_reason for the socket. */
-static enum wake_reason wait_or_stop(socket_t sock, SHORT events, enum wake_reason ready_reason,
-                                     bool watch_stop, int timeout_ms)
-{
-    WSAPOLLFD fds[2] = {{.fd = sock, .events = events}, {.fd = wake_socket, .events = POLLRDNORM}};
-    /* Unlike poll(), WSAPoll() fails on an invalid socket: leave the wake socket out before install. */
-    ULONG count = watch_stop && wake_socket != INVALID_SOCKET ? 2 : 1;
+    /* Unlike poll(), WSAPoll() fails on an invalid socket: only the sockets there are go in. */
+    WSAPOLLFD fds[3];
+    ULONG count = 0;
+    int stop_at = -1, waker_at = -1;
+    if (watch_stop && stop_waker.sock != INVALID_SOCKET) {
+        stop_at = (int)count;
+        fds[count++] = (WSAPOLLFD){.fd = stop_waker.sock, .events = POLLRDNORM};
+    }
+    if (waker != NULL) {
+        waker_at = (int)count;
+        fds[count++] = (WSAPOLLFD){.fd = waker->sock, .events = POLLRDNORM};
+    }
+    if (sock != INVALID_SOCKET)
+        fds[count++] = (WSAPOLLFD){.fd = sock, .events = events};
+    if (count == 0) { /* WSAPoll() needs at least one socket */
+        Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        return WOKE_TIMEOUT;
+    }
     int ready = WSAPoll(fds, count, timeout_ms);
     if (ready == SOCKET_ERROR)
         return WOKE_ERROR;
     if (ready == 0)
         return WOKE_TIMEOUT;
-    if (count == 2 && fds[1].revents != 0)
+    if (stop_at >= 0 && fds[stop_at].revents != 0)
         return WOKE_STOP;
-    return ready_reason; /* the event, a hang-up or an error: the next call says which */
+    if (waker_at >= 0 && fds[waker_at].revents != 0)
+        return WOKE_WAKER;
+    /* The event, a hang-up or an error: the next call on the socket says which. */
+    return events == POLLRDNORM ? WOKE_READABLE : WOKE_WRITABLE;
 }
 
 enum wake_reason sock_wait_readable(socket_t sock, int timeout_ms)
 {
-    return wait_or_stop(sock, POLLRDNORM, WOKE_READABLE, true, timeout_ms);
+    return wait_for(sock, POLLRDNORM, NULL, true, timeout_ms);
+}
+
+enum wake_reason sock_wait_readable_or_woken(socket_t sock, struct waker *waker, int timeout_ms)
+{
+    return wait_for(sock, POLLRDNORM, waker, true, timeout_ms);
 }
 
 enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_stop)
 {
     /* Under Wine this may wake while send() would still block; net_send_all() keeps its own clock. */
-    return wait_or_stop(sock, POLLWRNORM, WOKE_WRITABLE, watch_stop, timeout_ms);
+    return wait_for(sock, POLLWRNORM, NULL, watch_stop, timeout_ms);
 }
 
 enum wake_reason wait_for_stop(int timeout_ms)
 {
-    /* WSAPoll() needs at least one socket; the wake socket alone will do. */
-    if (wake_socket == INVALID_SOCKET) {
-        Sleep((DWORD)timeout_ms);
-        return WOKE_TIMEOUT;
-    }
-    WSAPOLLFD wake = {.fd = wake_socket, .events = POLLRDNORM};
-    return WSAPoll(&wake, 1, timeout_ms) > 0 ? WOKE_STOP : WOKE_TIMEOUT;
-}
-
-long sock_recv_wait(socket_t sock, void *buf, size_t len)
-{
-    /*
-     * Nothing can wake a blocking recv() short of closing its socket, so wait
-     * in WSAPoll() for the socket or the wake socket, with the socket's own
-     * receive timeout, then read without blocking.
-     */
-    DWORD timeout = 0;
-    int size = sizeof timeout;
-    if (getsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, (char *)&timeout, &size) != 0)
-        return -1;
-    switch (sock_wait_readable(sock, timeout == 0 ? -1 : (int)timeout)) {
-    case WOKE_ERROR:
-        return -1;
-    case WOKE_TIMEOUT:
-        WSASetLastError(WSAEWOULDBLOCK);
-        return -1;
-    case WOKE_STOP: {
-        /* A stop: what already arrived is still read; after that, 0. */
-        WSAPOLLFD fd = {.fd = sock, .events = POLLRDNORM};
-        if (WSAPoll(&fd, 1, 0) <= 0)
-            return 0;
-        break;
-    }
-    case WOKE_READABLE:
-    case WOKE_WRITABLE: /* not asked for here */
-        break;
-    }
-    return sock_recv(sock, buf, len);
-}
-
-void sock_stop_receiving(socket_t sock)
-{
-    (void)sock; /* the wake socket has already woken every sock_recv_wait() */
+    return wait_for(INVALID_SOCKET, POLLRDNORM, NULL, true, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
 }
 
 void sock_stop_sending(socket_t sock)

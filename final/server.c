@@ -14,12 +14,13 @@
  * a client that does not read. `make diff FROM=03 TO=final` shows all that.
  *
  * Who owns what: the main thread owns the listening socket and the list of
- * clients; each client thread owns its own socket and its own counters. At
- * a stop, main reaches into the sockets once, under the lock, to wake the
- * threads waiting in them (stop_clients()).
+ * clients; each client thread owns its own socket, its counters and its
+ * send limit. Every thread waits in poll() beside the stop waker, so a stop
+ * reaches each of them through the wait it is in; no thread touches
+ * another's socket.
  *
- * Speed: a line costs one recv() and one send(), with no lock taken and no
- * poll() (docs/benchmarks.md has the figures and the reasons).
+ * Speed: the replies to all the lines of one receive leave in one send(),
+ * and no lock is taken per line (docs/benchmarks.md has the figures).
  *
  * Run:   make && ./server            (then ./client in other terminals, then Ctrl+C)
  *        ./server --help             (the limits and their defaults)
@@ -50,6 +51,9 @@
 
 /* At a stop, how many more reads a client gets: one that never stops sending cannot hold us up. */
 #define GOODBYE_MAX_READS 16
+
+/* At the end, how long the log may take to reach stderr: a stderr nobody reads must not hold up the exit. */
+#define LOG_STOP_WAIT_MS 1000
 
 /* The usage, with the defaults filled in by main(). */
 static const char usage_format[] =
@@ -82,13 +86,14 @@ struct limits {
 
 struct server;
 
-/* One connected client. The main thread links it into the list; its thread owns `sock` and closes it. */
+/* One connected client. The main thread links it into the list; its thread owns the rest. */
 struct client {
     socket_t sock;
     char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
     thread_t thread;
+    struct send_limit send_limit; /* how long its replies may wait for room; a stop shortens it */
     unsigned long lines_answered; /* written by the client's thread only; read after the join */
-    bool finished;                /* set before its thread closes `sock`; guarded by the lock */
+    bool finished;                /* set as its thread ends; guarded by the server's lock */
     struct client *next;          /* in the list of clients; guarded by the server's lock */
     struct server *server;
 };
@@ -98,71 +103,132 @@ struct server {
     struct limits limits;
     mutex_t lock;
     struct client *first;
-    long connected; /* clients whose threads still serve them; guarded by the lock */
+    long connected;      /* clients whose threads still serve them; guarded by the lock */
+    struct waker reaper; /* raised by each client thread as it ends: the main thread joins it at once */
     /* The rest belong to the main thread alone. */
     unsigned long clients_served;
     unsigned long clients_refused;
     unsigned long lines_answered; /* summed as each client is joined */
 };
 
-enum step { KEEP_SERVING, CLIENT_DONE, TIMED_OUT, STOPPED };
+enum step { KEEP_SERVING, CLIENT_DONE, LINE_TOO_LONG, NOTHING_WAITING };
 
-/* How long a reply may wait for room, in milliseconds, as net_send_all() takes it. */
-static int send_wait_ms(const struct client *client)
+/* A one-line verdict goes out at once or not at all: a client about to be closed gets no wait. */
+static int send_verdict(socket_t sock, const char *verdict, size_t len)
 {
-    long seconds = client->server->limits.send_timeout_s;
-    return seconds == 0 ? -1 : (int)(seconds * 1000);
+    struct send_limit no_wait = {.stall_ms = 0};
+    return net_send_all(sock, verdict, len, &no_wait);
 }
 
 /*
- * Sends a one-line verdict, without waiting for room, and logs why the client
- * is being closed. Then lingers, so that the verdict is not lost to a reset.
+ * Sends a one-line verdict and logs why the client is being closed. Then
+ * lingers, so that the verdict is not lost to a reset.
  */
 static void close_with(struct client *client, const char *verdict, size_t len, const char *why)
 {
     log_event(client->peer, "error: %s, closing", why);
-    net_send_all(client->sock, verdict, len, 0);
+    send_verdict(client->sock, verdict, len);
     net_linger(client->sock, VERDICT_LINGER_MS);
 }
 
-/* Receives once (waiting up to the socket's receive timeout) and answers every complete line. */
-static enum step receive_and_answer(struct client *client, struct line_framer *framer)
-{
-    socket_t sock = client->sock;
-    size_t room;
-    char *space = framer_space(framer, &room);
-    long got = sock_recv_wait(sock, space, room);
-    if (got < 0 && sock_error_is_would_block(sock_last_error()))
-        return TIMED_OUT;
-    if (got == 0 && stop_requested())
-        return STOPPED; /* everything that arrived before the stop has been answered */
-    if (got <= 0)
-        return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke or was reset */
-    framer_commit(framer, (size_t)got);
+/*
+ * Replies waiting to go out. The answers to all the lines of one receive
+ * leave together in one send(): one system call instead of one per line,
+ * and no reply held back by Nagle's algorithm (lesson 01's README: "Nagle
+ * and delayed ACK").
+ */
+struct outbox {
+    size_t len;
+    unsigned long replies; /* how many replies the bytes hold: answered once they are sent */
+    char bytes[4 * LINE_MAX_BYTES];
+};
 
+/*
+ * Sends what the outbox holds, as the client's send limit allows, and
+ * empties it. Returns 0, or -1 when the client is to be closed (and says
+ * why in the log if it is not reading).
+ */
+static int outbox_send(struct client *client, struct outbox *out)
+{
+    int sent = net_send_all(client->sock, out->bytes, out->len, &client->send_limit);
+    if (sent == 0)
+        client->lines_answered += out->replies;
+    else if (sent == NET_SEND_TIMED_OUT)
+        log_event(client->peer, "error: not reading its replies, closing");
+    else if (sent == NET_SEND_STOPPED)
+        log_event(client->peer, "error: not reading its replies at the stop, closing");
+    out->len = 0;
+    out->replies = 0;
+    return sent == 0 ? 0 : -1;
+}
+
+/* Adds the reply to one line to the outbox, first sending what it holds if it is full. Returns 0, or -1. */
+static int outbox_add_reply(struct client *client, struct outbox *out)
+{
+    if (out->len + sizeof reply - 1 > sizeof out->bytes && outbox_send(client, out) != 0)
+        return -1;
+    memcpy(out->bytes + out->len, reply, sizeof reply - 1);
+    out->len += sizeof reply - 1;
+    out->replies++;
+    return 0;
+}
+
+/* Answers every complete line the framer holds, into the outbox. */
+static enum step answer_lines(struct client *client, struct line_framer *framer, struct outbox *out)
+{
     char *line;
     size_t len;
     enum framer_status status;
     while ((status = framer_next_line(framer, &line, &len)) == FRAMER_LINE) {
         if (len == 4 && memcmp(line, "exit", 4) == 0)
             return CLIENT_DONE; /* whatever came after "exit" is not answered */
-        /* One send() per reply: never split a reply into pieces the client sees apart. */
-        int sent = net_send_all(sock, reply, sizeof reply - 1, send_wait_ms(client));
-        if (sent == NET_SEND_TIMED_OUT)
-            log_event(client->peer, "error: not reading its replies, closing");
-        else if (sent == NET_SEND_STOPPED)
-            log_event(client->peer, "error: not reading its replies at the stop, closing");
-        if (sent != 0)
+        if (outbox_add_reply(client, out) != 0)
             return CLIENT_DONE;
-        client->lines_answered++;
     }
-    if (status == FRAMER_TOO_LONG) {
+    return status == FRAMER_TOO_LONG ? LINE_TOO_LONG : KEEP_SERVING;
+}
+
+/* Receives what has arrived (the socket is non-blocking) and answers every complete line, in one send. */
+static enum step receive_and_answer(struct client *client, struct line_framer *framer, struct outbox *out)
+{
+    size_t room;
+    char *space = framer_space(framer, &room);
+    long got = net_recv(client->sock, space, room);
+    if (got < 0 && sock_error_is_would_block(sock_last_error()))
+        return NOTHING_WAITING;
+    if (got <= 0)
+        return CLIENT_DONE; /* 0: the client closed its side; -1: the connection broke or was reset */
+    framer_commit(framer, (size_t)got);
+    enum step step = answer_lines(client, framer, out);
+    /* Even when the client is done: the lines before its "exit" still get their answers. */
+    if (outbox_send(client, out) != 0)
+        return CLIENT_DONE;
+    if (step == LINE_TOO_LONG) {
         char why[64];
         snprintf(why, sizeof why, "line longer than %ld bytes", client->server->limits.max_line);
         close_with(client, too_long_reply, sizeof too_long_reply - 1, why);
         return CLIENT_DONE;
     }
-    return KEEP_SERVING;
+    return step;
+}
+
+/*
+ * The server is stopping: answer what the client had already sent, then
+ * tell it so. From here every send shares the stop's second
+ * (net_send_limit_stop()), and so do these reads: a client that never
+ * stops sending, or never reads, cannot hold the stop up.
+ */
+static void say_goodbye(struct client *client, struct line_framer *framer, struct outbox *out)
+{
+    net_send_limit_stop(&client->send_limit);
+    for (int i = 0; i < GOODBYE_MAX_READS && monotonic_ms() < client->send_limit.give_up_at; i++) {
+        enum step step = receive_and_answer(client, framer, out);
+        if (step == CLIENT_DONE)
+            return;
+        if (step == NOTHING_WAITING)
+            break;
+    }
+    net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, &client->send_limit);
 }
 
 /* The earlier of two deadlines, where 0 means "none". */
@@ -182,11 +248,10 @@ static void serve_client(struct client *client)
     struct line_framer framer;
     framer_init(&framer);
     framer_set_limit(&framer, (size_t)limits->max_line);
+    struct outbox out = {.len = 0};
     long long now = monotonic_ms();
     long long idle_deadline = limits->idle_timeout_s > 0 ? now + limits->idle_timeout_s * 1000 : 0;
     long long line_deadline = 0; /* set while a line is unfinished: slowloris protection */
-    int applied_wait_ms = -1;    /* the socket's receive timeout: none, as accept() made it */
-    int reads_after_stop = 0;
 
     for (;;) {
         long long deadline = earliest(idle_deadline, line_deadline);
@@ -198,36 +263,25 @@ static void serve_client(struct client *client)
                 close_with(client, idle_reply, sizeof idle_reply - 1, "idle too long");
             return;
         }
-        /*
-         * Tell the socket how long to wait only when that changes: a client
-         * sending whole lines leaves it at the idle timeout, so the hot path
-         * is one recv() and one send() per line.
-         */
-        int wait_ms = deadline == 0 ? -1 : (int)(deadline - now);
-        if (wait_ms != applied_wait_ms) {
-            if (sock_set_receive_timeout(client->sock, wait_ms) != 0) {
-                /* A client we cannot time out is one we cannot protect the server from. */
-                char reason[NET_ERR_TEXT];
-                log_event(client->peer, "error: cannot set its receive timeout: %s, closing",
-                          sock_strerror(sock_last_error(), reason, sizeof reason));
-                return;
-            }
-            applied_wait_ms = wait_ms;
+        /* Wait for the client, the nearer deadline, or Ctrl+C, whichever comes first. */
+        enum wake_reason woke = sock_wait_readable(client->sock, deadline == 0 ? -1 : (int)(deadline - now));
+        if (woke == WOKE_STOP) {
+            say_goodbye(client, &framer, &out);
+            return;
         }
-
+        if (woke == WOKE_ERROR) {
+            char reason[NET_ERR_TEXT];
+            log_event(client->peer, "error: waiting for it: %s, closing",
+                      sock_strerror(sock_last_error(), reason, sizeof reason));
+            return;
+        }
         unsigned long lines_before = client->lines_answered;
-        enum step step = receive_and_answer(client, &framer);
-        now = monotonic_ms();
+        enum step step = woke == WOKE_READABLE ? receive_and_answer(client, &framer, &out) : NOTHING_WAITING;
         if (step == CLIENT_DONE)
             return;
-        /* At a stop, a client that never stops sending gets a few more reads, not the rest of time. */
-        if (step == STOPPED || (stop_requested() && ++reads_after_stop > GOODBYE_MAX_READS)) {
-            /* Like a reply, the notice waits for room, and like a reply, not past the stop's second. */
-            net_send_all(client->sock, shutdown_notice, sizeof shutdown_notice - 1, send_wait_ms(client));
-            return;
-        }
-        if (step == TIMED_OUT)
-            continue; /* the top of the loop says which deadline passed */
+        now = monotonic_ms();
+        if (step == NOTHING_WAITING)
+            continue; /* a deadline, or a wake-up with nothing to read: the top of the loop says which */
 
         if (limits->idle_timeout_s > 0)
             idle_deadline = now + limits->idle_timeout_s * 1000;
@@ -240,28 +294,20 @@ static void serve_client(struct client *client)
     }
 }
 
-/* A client's thread: serves it, marks itself finished for the main thread, then closes its socket. */
+/* A client's thread: serves it, closes its socket, then tells the main thread it can be joined. */
 static void client_thread(void *arg)
 {
     struct client *client = arg;
+    struct server *server = client->server;
     serve_client(client);
-    mutex_lock(&client->server->lock);
-    client->finished = true;
-    client->server->connected--;
-    mutex_unlock(&client->server->lock);
-    /* Only now: once `finished` is set, stop_clients() leaves this socket alone. */
     sock_close(client->sock);
     log_event(client->peer, "disconnected after %lu lines", client->lines_answered);
-}
-
-/* At a stop: wakes every client thread still waiting to receive, so that each says goodbye. */
-static void stop_clients(struct server *server)
-{
     mutex_lock(&server->lock);
-    for (struct client *client = server->first; client != NULL; client = client->next)
-        if (!client->finished)
-            sock_stop_receiving(client->sock);
+    client->finished = true; /* from here on the main thread may join and free it at any moment */
+    server->connected--;
     mutex_unlock(&server->lock);
+    /* Without this, the ended thread (and its stack) would wait for the next client to be reclaimed. */
+    waker_raise(&server->reaper);
 }
 
 /*
@@ -298,14 +344,21 @@ static void join_clients(struct server *server, bool all)
 static void refuse(socket_t sock, const char *peer, const char *verdict, size_t len, const char *why)
 {
     log_event(peer, "error: %s, refusing", why);
-    net_send_all(sock, verdict, len, 0);
+    send_verdict(sock, verdict, len);
     sock_close(sock);
+}
+
+/* How long a reply may wait for room, in milliseconds, as a send_limit takes it. */
+static int send_stall_ms(const struct limits *limits)
+{
+    return limits->send_timeout_s == 0 ? -1 : (int)(limits->send_timeout_s * 1000);
 }
 
 /* Accepts a waiting connection and starts its thread. Errors are logged; the server goes on. */
 static void accept_client(socket_t listener, struct server *server)
 {
-    socket_t sock = accept(listener, NULL, NULL);
+    char peer[NET_ADDR_TEXT];
+    socket_t sock = net_accept(listener, peer, sizeof peer);
     if (sock == SOCKET_INVALID) {
         int code = sock_last_error();
         /* The listener is non-blocking: "would block" means the client left before we got to it. */
@@ -320,12 +373,11 @@ static void accept_client(socket_t listener, struct server *server)
         return;
     }
     /*
-     * Receives wait for the client, a deadline or a stop; a send that finds
-     * no room waits at most --send-timeout, so no client pins its thread.
+     * Non-blocking, like the listener: the thread waits in poll() for the
+     * client, a deadline or a stop, never inside recv() or send(), so
+     * nothing can pin it.
      */
-    char peer[NET_ADDR_TEXT] = "?";
-    net_peer_address(sock, peer, sizeof peer);
-    if (sock_setup_accepted(sock) != 0) {
+    if (sock_set_nonblocking(sock, true) != 0) {
         refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "cannot set up its socket");
         return;
     }
@@ -346,6 +398,7 @@ static void accept_client(socket_t listener, struct server *server)
     }
     client->sock = sock;
     client->server = server;
+    client->send_limit.stall_ms = send_stall_ms(&server->limits);
     snprintf(client->peer, sizeof client->peer, "%s", peer);
     log_event(client->peer, "connected");
 
@@ -402,7 +455,13 @@ int main(int argc, char **argv)
     if (listener == SOCKET_INVALID)
         die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
     /* Non-blocking, so that accept() never waits on a client who left between the wake-up and the call. */
-    sock_set_nonblocking(listener, true);
+    if (sock_set_nonblocking(listener, true) != 0)
+        die("cannot make the listening socket non-blocking");
+    if (waker_open(&server.reaper) != 0)
+        die("cannot open the waker for finished threads");
+    ignore_broken_pipes(); /* stderr piped into a program that ended must not end the server */
+    if (log_start() != 0)
+        die("cannot start the log's thread");
 
     char address[NET_ADDR_TEXT];
     if (net_local_address(listener, address, sizeof address) != 0)
@@ -413,10 +472,20 @@ int main(int argc, char **argv)
 
     mutex_init(&server.lock);
     for (;;) {
-        enum wake_reason woke = sock_wait_readable(listener, -1);
+        enum wake_reason woke = sock_wait_readable_or_woken(listener, &server.reaper, -1);
+        if (woke == WOKE_ERROR) {
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause). */
+            char reason[NET_ERR_TEXT];
+            log_event("server", "error: waiting for clients: %s",
+                      sock_strerror(sock_last_error(), reason, sizeof reason));
+            woke = wait_for_stop(ACCEPT_PAUSE_MS);
+        }
         if (woke == WOKE_STOP)
             break;
-        join_clients(&server, false); /* reclaim the threads (and slots) of clients who left */
+        if (woke == WOKE_WAKER) {
+            waker_clear(&server.reaper); /* first: a thread that ends after this raises it again */
+            join_clients(&server, false);
+        }
         if (woke == WOKE_READABLE)
             accept_client(listener, &server);
     }
@@ -424,12 +493,13 @@ int main(int argc, char **argv)
     /* Stop accepting first, so no client arrives while the others are told to leave. */
     sock_close(listener);
     log_event("server", "stopping: no new clients, telling the connected ones");
-    stop_clients(&server);
-    join_clients(&server, true);
+    join_clients(&server, true); /* each client's thread has seen the stop in its own wait */
     mutex_destroy(&server.lock);
-    stop_handler_remove();
-    net_cleanup();
+    waker_close(&server.reaper);
     log_event("server", "stopped: %lu clients served, %lu lines answered, %lu refused (server full)",
               server.clients_served, server.lines_answered, server.clients_refused);
+    log_stop(LOG_STOP_WAIT_MS);
+    stop_handler_remove();
+    net_cleanup();
     return EXIT_OK;
 }

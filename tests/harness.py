@@ -203,15 +203,34 @@ class OutputReader:
             return "\n".join(self.lines)
 
 
+class NeverRead:
+    """Stands in for an OutputReader where a pipe is left unread on purpose (Server(stderr_unread=True)):
+    once it is full, the server's next write to it blocks."""
+
+    def __init__(self, read_end):
+        self.read_end = read_end
+        self.lines = []
+        self.closed = False
+        self.thread = None
+
+    def text(self):
+        return "(stderr is a pipe that nobody reads, on purpose)"
+
+    def close(self):
+        os.close(self.read_end)
+
+
 class Server:
     """A stage's server started on a free port (--port 0), ready once it says where it listens."""
 
-    def __init__(self, target, *args, port=0, prefix=(), slowdown=1, preexec=None, env=None):
+    def __init__(self, target, *args, port=0, prefix=(), slowdown=1, preexec=None, env=None, stderr_unread=False):
         """prefix: a wrapper such as valgrind; slowdown: how much longer it may take to start;
         preexec: a function run in the child before the server starts (to set limits);
-        env: variables added to the server's environment."""
+        env: variables added to the server's environment;
+        stderr_unread: stderr is a pipe that nobody reads, as if the server's log were piped into a stalled program."""
         self.target = target
         self.extra_env = env or {}
+        self.stderr_unread = stderr_unread
         self.command = [*prefix, *target.command("server", "--port", str(port), *args)]
         start_limit = target.deadline(10) * slowdown
         found = self._start(preexec, start_limit)
@@ -232,16 +251,21 @@ class Server:
 
     def _start(self, preexec, start_limit):
         """Starts the process; returns the match of its readiness line, or None if none came in time."""
+        unread = os.pipe() if self.stderr_unread else None
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=unread[1] if unread else subprocess.PIPE,
             env={**self.target.env(), **self.extra_env},
             preexec_fn=preexec,
         )
         self.stdout = OutputReader(self.process.stdout)
-        self.stderr = OutputReader(self.process.stderr)
+        if unread:
+            os.close(unread[1])  # the server holds the only write end
+            self.stderr = NeverRead(unread[0])
+        else:
+            self.stderr = OutputReader(self.process.stderr)
         return self.stdout.wait_for(LISTENING.pattern, start_limit)
 
     def _wine_failed_to_start(self):
@@ -249,7 +273,8 @@ class Server:
         if not self.stdout.closed:
             return False  # still running: a hang is the server's, not Wine's start-up
         code = self.wait(self.target.deadline(1))
-        self.stderr.thread.join(self.target.deadline(1))
+        if self.stderr.thread:
+            self.stderr.thread.join(self.target.deadline(1))
         return wine_failed_to_start(self.target, self.command, code, self.stdout.text(), self.stderr.text())
 
     def log(self, last=25):
@@ -288,14 +313,19 @@ class Server:
             if self.wait(self.target.deadline(3)) is None:
                 self.kill()
         self.stdout.thread.join(5)
-        self.stderr.thread.join(5)
+        if self.stderr.thread:
+            self.stderr.thread.join(5)
         self._close_finished_pipes()
 
     def _close_finished_pipes(self):
         """Closes the pipes whose readers have reached their end (the lines stay): a session starts hundreds
         of servers, and each open pipe is a descriptor the tests' own clients may need."""
         for reader, pipe in ((self.stdout, self.process.stdout), (self.stderr, self.process.stderr)):
-            if not reader.thread.is_alive():
+            if isinstance(reader, NeverRead):
+                if self.process.poll() is not None and not reader.closed:
+                    reader.close()  # the server has ended: nobody can write to it any more
+                    reader.closed = True
+            elif not reader.thread.is_alive():
                 pipe.close()
 
     def connect(self, **options):
@@ -314,6 +344,17 @@ class Server:
         """Address space the server has reserved (VmSize): an unjoined thread keeps its stack there."""
         with open(f"/proc/{self.process.pid}/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+
+    def stack_sized_mappings(self):
+        """How many of the server's memory mappings have the size of a default thread stack (8 MiB, give or
+        take its guard page): those of live threads, of ended but unjoined ones, and the few glibc keeps
+        cached for reuse."""
+        count = 0
+        with open(f"/proc/{self.process.pid}/maps") as maps:
+            for line in maps:
+                start, end = (int(address, 16) for address in line.split()[0].split("-"))
+                count += abs((end - start) - (8 << 20)) <= (64 << 10)
+        return count
 
     def cpu_seconds(self):
         """User plus system CPU time the server has used so far."""

@@ -1,15 +1,18 @@
 /*
- * check_net.c - net_send_all() at a stop: a peer still reading gets its
- * bytes, one that is not cannot hold the stop up, and the wait after a stop
- * is one deadline for every send, not a fresh one per reply.
+ * check_net.c - net_send_all() and its send_limit: a peer that makes no
+ * room is given up on after the stall limit (or at once, with none); at a
+ * stop, a peer still reading gets its bytes, one that is not cannot hold
+ * the stop up, and the second of grace after a stop is one deadline for
+ * every send, not a fresh one per reply.
  *
  * The first test stops a send that is already blocked in poll(), which only
- * the stop's wake descriptor can reach; it reads from Linux's /proc which
- * call that thread is in.
+ * the stop's waker can reach; it reads from Linux's /proc which call that
+ * thread is in. The others request the stop first, and net_send_all()
+ * learns of it from its own wait, as the server's threads do.
  *
- * Each test requests a real stop (raise(SIGINT) with the stop handler
- * installed), so each needs a process of its own: check_main.c makes Check
- * fork for every test, whatever CK_FORK says.
+ * A real stop (raise(SIGINT) with the stop handler installed) lasts for the
+ * rest of the process, so each test needs a process of its own:
+ * check_main.c makes Check fork for every test, whatever CK_FORK says.
  */
 #include "check_suites.h"
 #include "net.h"
@@ -35,6 +38,7 @@ static struct pair open_pair(void)
 {
     int fds[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    ck_assert_int_eq(sock_set_nonblocking(fds[0], true), 0); /* as the server's sockets are */
     return (struct pair){fds[0], fds[1]};
 }
 
@@ -54,7 +58,7 @@ static void request_stop(void)
 {
     ck_assert_int_eq(stop_handler_install(), 0);
     ck_assert_int_eq(raise(SIGINT), 0); /* the handler has run when raise() returns */
-    ck_assert(stop_requested());
+    ck_assert_int_eq(wait_for_stop(0), WOKE_STOP);
 }
 
 /* The CPU time this process has used so far, user and system, in milliseconds. */
@@ -110,7 +114,8 @@ static void send_to_a_silent_peer(void *arg)
     ssize_t len = readlink("/proc/thread-self", blocked->task, sizeof blocked->task - 1);
     blocked->task[len > 0 ? len : 0] = '\0';
     atomic_store(&blocked->named, true);
-    blocked->result = net_send_all(blocked->sock, reply, sizeof reply - 1, -1);
+    struct send_limit no_timeout = {.stall_ms = -1};
+    blocked->result = net_send_all(blocked->sock, reply, sizeof reply - 1, &no_timeout);
 }
 
 static bool is_a_poll_call(long number)
@@ -171,7 +176,8 @@ START_TEST(test_send_all_after_a_stop_still_gives_a_reading_peer_everything)
     struct reader reader = {.sock = pair.receiver};
     thread_t thread;
     ck_assert_int_eq(thread_start(&thread, read_to_the_end, &reader), 0);
-    int result = net_send_all(pair.sender, reply, sizeof reply, 10000);
+    struct send_limit limit = {.stall_ms = 10000};
+    int result = net_send_all(pair.sender, reply, sizeof reply, &limit);
     sock_close(pair.sender);
     thread_join(thread);
     sock_close(pair.receiver);
@@ -188,8 +194,9 @@ START_TEST(test_send_all_after_a_stop_gives_up_on_a_silent_peer_without_spinning
     fill_send_buffer(pair.sender);
     request_stop();
     /* No send timeout at all: only the stop's own deadline can end this wait. */
+    struct send_limit no_timeout = {.stall_ms = -1};
     long cpu_before_ms = cpu_used_ms();
-    ck_assert_int_eq(net_send_all(pair.sender, reply, sizeof reply - 1, -1), NET_SEND_STOPPED);
+    ck_assert_int_eq(net_send_all(pair.sender, reply, sizeof reply - 1, &no_timeout), NET_SEND_STOPPED);
     /* It waited about NET_STOP_SEND_WAIT_MS: asleep, not polling a wake pipe that stays readable. */
     long cpu_spent_ms = cpu_used_ms() - cpu_before_ms;
     ck_assert_int_lt(cpu_spent_ms, NET_STOP_SEND_WAIT_MS / 4);
@@ -212,7 +219,8 @@ START_TEST(test_send_all_stop_deadline_is_one_for_every_send)
     int sends_done = 0;
     int result;
     int most = 3 * NET_STOP_SEND_WAIT_MS / 100; /* three times what the deadline allows */
-    while ((result = net_send_all(pair.sender, reply, sizeof reply, -1)) == 0 && sends_done < most) {
+    struct send_limit limit = {.stall_ms = -1}; /* one per client, for all its sends, as the server keeps it */
+    while ((result = net_send_all(pair.sender, reply, sizeof reply, &limit)) == 0 && sends_done < most) {
         sends_done++;
         fill_send_buffer(pair.sender); /* so that the next send must wait for the reader again */
     }
@@ -225,6 +233,35 @@ START_TEST(test_send_all_stop_deadline_is_one_for_every_send)
 }
 END_TEST
 
+START_TEST(test_send_all_gives_up_on_a_peer_that_makes_no_room_for_the_stall_limit)
+{
+    static const char reply[] = "Hello from server\n";
+    struct pair pair = open_pair();
+    fill_send_buffer(pair.sender);
+    struct send_limit limit = {.stall_ms = 200};
+    long long started = monotonic_ms();
+    ck_assert_int_eq(net_send_all(pair.sender, reply, sizeof reply - 1, &limit), NET_SEND_TIMED_OUT);
+    long long waited = monotonic_ms() - started;
+    ck_assert_msg(waited >= 200 && waited < 2000, "gave up after %lld ms with a stall limit of 200 ms", waited);
+    sock_close(pair.sender);
+    sock_close(pair.receiver);
+}
+END_TEST
+
+START_TEST(test_send_all_without_a_wait_gives_up_at_once_on_a_full_buffer)
+{
+    static const char verdict[] = "ERR server full\n";
+    struct pair pair = open_pair();
+    fill_send_buffer(pair.sender);
+    struct send_limit no_wait = {.stall_ms = 0};
+    long long started = monotonic_ms();
+    ck_assert_int_eq(net_send_all(pair.sender, verdict, sizeof verdict - 1, &no_wait), NET_SEND_TIMED_OUT);
+    ck_assert_int_lt(monotonic_ms() - started, 100);
+    sock_close(pair.sender);
+    sock_close(pair.receiver);
+}
+END_TEST
+
 Suite *make_net_suite(void)
 {
     Suite *suite = suite_create("net");
@@ -234,6 +271,8 @@ Suite *make_net_suite(void)
     tcase_add_test(tc, test_send_all_after_a_stop_still_gives_a_reading_peer_everything);
     tcase_add_test(tc, test_send_all_after_a_stop_gives_up_on_a_silent_peer_without_spinning);
     tcase_add_test(tc, test_send_all_stop_deadline_is_one_for_every_send);
+    tcase_add_test(tc, test_send_all_gives_up_on_a_peer_that_makes_no_room_for_the_stall_limit);
+    tcase_add_test(tc, test_send_all_without_a_wait_gives_up_at_once_on_a_full_buffer);
     suite_add_tcase(suite, tc);
     return suite;
 }
