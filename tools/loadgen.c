@@ -53,7 +53,7 @@ static const char usage_text[] =
     "  --pipeline K     lines per send(), 1 to 1000 (default 1): each connection sends K lines at once,\n"
     "                   then waits for their K reply lines before it sends the next K; latency is per batch\n"
     "  --line TEXT      the line to send, \"\\n\" added (default \"hello\"); any reply line counts, but\n"
-    "                   more reply lines than lines sent is an error\n"
+    "                   a read with more reply lines than lines in flight is an error\n"
     "  --idle SECONDS   only hold the connections open this long, sending nothing\n"
     "  --timeout SECS   give up on replies, or on a connect or a send, after this long (default 60)\n"
     "exit status: 0 every line answered or every connection held, 1 any error, 2 bad arguments\n";
@@ -225,7 +225,9 @@ static void run_requests(struct conn *conns, long count, const struct batch *bat
              * replies may come in several reads; the next batch leaves only once they have all come. */
             long ends = count_line_ends(buf, (size_t)got);
             if (ends > c->awaiting) {
-                stats->errors++; /* more reply lines than lines sent: not a line server, or out of step */
+                /* More reply lines than lines in flight: not a line server, or out of step. Extra lines read
+                 * after a batch's last reply would pass as the next batch's: only a read shows this. */
+                stats->errors++;
                 forget(epoll_fd, c, &active);
                 continue;
             }
