@@ -16,7 +16,7 @@
 #   make sanitize         Check tests and harness under ASan+UBSan, then TSan
 #   make fuzz             fuzz the line framer for FUZZ_SECONDS (default 60)
 #   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
-#   make bench            measure every stage (and Redis); writes docs/benchmarks.md and .png
+#   make bench            measure every stage (and Redis); writes docs/benchmarks.md and two plots
 #   make docs             regenerate the diagrams (SVG) from docs/diagrams/*.dot
 #   make deps             install the build and test dependencies
 #   make format           apply .clang-format to every C file

@@ -4,7 +4,11 @@
  *
  * It opens C connections to HOST:PORT. In the closed-loop mode each
  * connection sends a line, waits for one reply line (whatever its text),
- * records how long that took, and repeats N times. In the idle mode it only
+ * records how long that took, and repeats N times. With --pipeline K it
+ * sends K lines in one send() instead, waits for all K reply lines, and
+ * records how long the whole batch took: a server that answers one line at
+ * a time well but holds back the replies to lines that came together shows
+ * only then. In the idle mode it only
  * holds C connections open for a while, and counts as errors those the
  * server closed or answered meanwhile. Either way it reports connections,
  * lines sent, replies, errors, connect time, lines per second and latency
@@ -21,6 +25,7 @@
  *
  * Run:  make -C tools && tools/loadgen --port 9090 --connections 100 --requests 1000
  *       tools/loadgen --port 6379 --line PING        (a Redis server: +PONG is one line)
+ *       tools/loadgen --port 9090 --connections 10 --pipeline 16
  *       tools/loadgen --port 9090 --connections 1000 --idle 5
  */
 #define _POSIX_C_SOURCE 200809L
@@ -41,26 +46,40 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-    "usage: loadgen [--host HOST] [--port PORT] [--connections C] [--requests N] [--line TEXT]\n"
-    "               [--idle SECONDS] [--timeout SECONDS]\n"
+    "usage: loadgen [--host HOST] [--port PORT] [--connections C] [--requests N] [--pipeline K]\n"
+    "               [--line TEXT] [--idle SECONDS] [--timeout SECONDS]\n"
     "  --connections C  connections to open (default 1)\n"
-    "  --requests N     lines each connection sends, one at a time (default 1000)\n"
-    "  --line TEXT      the line to send (default \"hello\"); any reply line counts\n"
+    "  --requests N     lines each connection sends (default 1000), rounded up to a multiple of K\n"
+    "  --pipeline K     lines per send(), 1 to 1000 (default 1): each connection sends K lines at once,\n"
+    "                   then waits for their K reply lines before it sends the next K; latency is per batch\n"
+    "  --line TEXT      the line to send, \"\\n\" added (default \"hello\"); any reply line counts, but\n"
+    "                   a read with more reply lines than lines in flight is an error\n"
     "  --idle SECONDS   only hold the connections open this long, sending nothing\n"
     "  --timeout SECS   give up on replies, or on a connect or a send, after this long (default 60)\n"
     "exit status: 0 every line answered or every connection held, 1 any error, 2 bad arguments\n";
 
+/* The most lines in one send(): their replies must fit in the socket buffers while the batch is sent. */
+#define PIPELINE_MAX 1000
+
+/* What each connection sends at once: `lines` copies of the line, each ending in "\n". */
+struct batch {
+    const char *bytes;
+    size_t len;
+    long lines;
+};
+
 /* One connection: where it stands in its request/reply loop. */
 struct conn {
     int fd;
-    long remaining;     /* requests still to send after the one in flight */
-    int64_t sent_at_us; /* when the request in flight left */
+    long remaining;     /* batches still to send after the one in flight */
+    long awaiting;      /* reply lines still due for the batch in flight */
+    int64_t sent_at_us; /* when the batch in flight left */
 };
 
 struct stats {
-    long connections, sent, replies, errors;
+    long connections, sent, replies, batches, errors;
     double connect_ms, seconds;
-    uint32_t *latencies_us; /* one per reply */
+    uint32_t *latencies_us; /* one per batch answered in full */
 };
 
 static int64_t now_us(void)
@@ -136,10 +155,24 @@ static long count_not_held(const struct conn *conns, long count)
     return lost;
 }
 
-static int send_line(struct conn *c, const char *line, size_t len)
+/* Sends a whole batch in one call: lines that leave together, as a pipelining client sends them. */
+static int send_batch(struct conn *c, const struct batch *batch)
 {
     c->sent_at_us = now_us();
-    return send(c->fd, line, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    c->awaiting = batch->lines;
+    return send(c->fd, batch->bytes, batch->len, MSG_NOSIGNAL) == (ssize_t)batch->len ? 0 : -1;
+}
+
+/* The reply lines that end in these bytes: one '\n' each, wherever the reads cut them. */
+static long count_line_ends(const char *bytes, size_t len)
+{
+    long ends = 0;
+    const char *at = bytes, *end = bytes + len;
+    while ((at = memchr(at, '\n', (size_t)(end - at))) != NULL) {
+        ends++;
+        at++; /* past this one: each pass moves on, and at == end finds nothing */
+    }
+    return ends;
 }
 
 /* Stops watching a connection that is finished or broken. */
@@ -149,8 +182,8 @@ static void forget(int epoll_fd, struct conn *c, long *active)
     (*active)--;
 }
 
-/* The closed loop: every connection has one request in flight until it has sent them all. */
-static void run_requests(struct conn *conns, long count, const char *line, size_t len, int timeout_s,
+/* The closed loop: every connection has one batch in flight until it has sent them all. */
+static void run_requests(struct conn *conns, long count, const struct batch *batch, int timeout_s,
                          struct stats *stats)
 {
     int epoll_fd = epoll_create1(0);
@@ -160,11 +193,11 @@ static void run_requests(struct conn *conns, long count, const char *line, size_
     }
     long active = 0;
     for (long i = 0; i < count; i++) {
-        if (send_line(&conns[i], line, len) != 0) {
+        if (send_batch(&conns[i], batch) != 0) {
             stats->errors++;
             continue;
         }
-        stats->sent++;
+        stats->sent += batch->lines;
         struct epoll_event watch = {.events = EPOLLIN, .data.u64 = (uint64_t)i}; /* which conn, when ready */
         if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, conns[i].fd, &watch) != 0) {
             stats->errors++; /* sent, but its reply could never be seen */
@@ -188,15 +221,26 @@ static void run_requests(struct conn *conns, long count, const char *line, size_
                 forget(epoll_fd, c, &active);
                 continue;
             }
-            /* A reply is one line: one request in flight, so one '\n' ends it. */
-            if (memchr(buf, '\n', (size_t)got) == NULL)
+            /* A reply is one line, and only one batch is in flight: every '\n' ends one of its replies. Its
+             * replies may come in several reads; the next batch leaves only once they have all come. */
+            long ends = count_line_ends(buf, (size_t)got);
+            if (ends > c->awaiting) {
+                /* More reply lines than lines in flight: not a line server, or out of step. Extra lines read
+                 * after a batch's last reply would pass as the next batch's: only a read shows this. */
+                stats->errors++;
+                forget(epoll_fd, c, &active);
                 continue;
-            stats->latencies_us[stats->replies++] = (uint32_t)(now_us() - c->sent_at_us);
+            }
+            stats->replies += ends;
+            c->awaiting -= ends;
+            if (c->awaiting > 0)
+                continue;
+            stats->latencies_us[stats->batches++] = (uint32_t)(now_us() - c->sent_at_us);
             if (c->remaining == 0) {
                 forget(epoll_fd, c, &active);
-            } else if (send_line(c, line, len) == 0) {
+            } else if (send_batch(c, batch) == 0) {
                 c->remaining--;
-                stats->sent++;
+                stats->sent += batch->lines;
             } else {
                 stats->errors++;
                 forget(epoll_fd, c, &active);
@@ -224,7 +268,7 @@ static uint32_t percentile(const uint32_t *sorted, long count, double p)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *port = "9090", *text = "hello";
-    long count = 1, requests = 1000, idle_s = -1, timeout_s = 60;
+    long count = 1, requests = 1000, pipeline = 1, idle_s = -1, timeout_s = 60;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0) {
@@ -245,6 +289,8 @@ int main(int argc, char **argv)
             count = parse_count(value, 1, 1000000);
         else if (strcmp(arg, "--requests") == 0)
             requests = parse_count(value, 1, 1000000000);
+        else if (strcmp(arg, "--pipeline") == 0)
+            pipeline = parse_count(value, 1, PIPELINE_MAX);
         else if (strcmp(arg, "--idle") == 0)
             idle_s = parse_count(value, 0, 86400);
         else if (strcmp(arg, "--timeout") == 0)
@@ -261,24 +307,27 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    long batches = (requests + pipeline - 1) / pipeline; /* per connection: N rounded up to a multiple of K */
     size_t len = strlen(text) + 1;
-    char *line = malloc(len + 1);
+    char *lines = malloc(len * (size_t)pipeline + 1);
     struct conn *conns = calloc((size_t)count, sizeof *conns);
     struct stats stats = {0};
-    long max_replies = idle_s >= 0 ? 1 : count * requests;
-    stats.latencies_us = malloc((size_t)max_replies * sizeof *stats.latencies_us);
-    if (line == NULL || conns == NULL || stats.latencies_us == NULL) {
+    long max_batches = idle_s >= 0 ? 1 : count * batches;
+    stats.latencies_us = malloc((size_t)max_batches * sizeof *stats.latencies_us);
+    if (lines == NULL || conns == NULL || stats.latencies_us == NULL) {
         fprintf(stderr, "loadgen: out of memory\n");
         return 1;
     }
-    snprintf(line, len + 1, "%s\n", text);
+    for (long i = 0; i < pipeline; i++)
+        snprintf(lines + (size_t)i * len, len + 1, "%s\n", text);
+    struct batch batch = {.bytes = lines, .len = len * (size_t)pipeline, .lines = pipeline};
 
     int64_t start = now_us();
     long opened = 0;
     const struct addrinfo *working = address;
     for (long i = 0; i < count; i++) {
         conns[opened].fd = connect_to(&working, (int)timeout_s);
-        conns[opened].remaining = requests - 1;
+        conns[opened].remaining = batches - 1;
         if (conns[opened].fd < 0)
             stats.errors++;
         else
@@ -295,26 +344,29 @@ int main(int argc, char **argv)
         stats.errors += count_not_held(conns, opened);
     } else {
         start = now_us();
-        run_requests(conns, opened, line, len, (int)timeout_s, &stats);
+        run_requests(conns, opened, &batch, (int)timeout_s, &stats);
         stats.seconds = (double)(now_us() - start) / 1e6;
     }
     for (long i = 0; i < opened; i++)
         close(conns[i].fd);
 
-    qsort(stats.latencies_us, (size_t)stats.replies, sizeof *stats.latencies_us, by_value);
-    uint32_t p50 = percentile(stats.latencies_us, stats.replies, 0.50);
-    uint32_t p99 = percentile(stats.latencies_us, stats.replies, 0.99);
-    uint32_t max = stats.replies ? stats.latencies_us[stats.replies - 1] : 0;
+    qsort(stats.latencies_us, (size_t)stats.batches, sizeof *stats.latencies_us, by_value);
+    uint32_t p50 = percentile(stats.latencies_us, stats.batches, 0.50);
+    uint32_t p99 = percentile(stats.latencies_us, stats.batches, 0.99);
+    uint32_t max = stats.batches ? stats.latencies_us[stats.batches - 1] : 0;
     double rate = stats.seconds > 0 ? (double)stats.replies / stats.seconds : 0;
     printf("%ld connections, %ld lines sent, %ld replies, %ld errors; connect %.1f ms; %.0f lines/s; "
-           "latency p50 %u us, p99 %u us, max %u us\n",
-           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, p50, p99, max);
+           "latency per batch of %ld line%s p50 %u us, p99 %u us, max %u us\n",
+           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, pipeline,
+           pipeline == 1 ? "" : "s", p50, p99, max);
+    /* The latencies are per batch of `pipeline` lines: with pipeline=1, per line. */
     printf("RESULT connections=%ld lines_sent=%ld replies=%ld errors=%ld connect_ms=%.1f lines_per_sec=%.0f "
-           "p50_us=%u p99_us=%u max_us=%u\n",
-           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, p50, p99, max);
+           "pipeline=%ld batches=%ld p50_us=%u p99_us=%u max_us=%u\n",
+           stats.connections, stats.sent, stats.replies, stats.errors, stats.connect_ms, rate, pipeline,
+           stats.batches, p50, p99, max);
 
     freeaddrinfo(address);
-    free(line);
+    free(lines);
     free(conns);
     free(stats.latencies_us);
     return stats.errors == 0 ? 0 : 1;
