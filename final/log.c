@@ -111,8 +111,8 @@ static void write_queue(void *unused)
         if (dropped > 0) {
             /* The writer's own line, written at once: a queue that was full may be full again. */
             char note[LOG_LINE_MAX];
-            stderr_write_all(note, format_event(note, "server", "log: %lu lines dropped, stderr did not keep up",
-                                                dropped));
+            stderr_write_all(note, format_event(note, "server",
+                                                "log: %lu lines dropped, stderr did not keep up", dropped));
         }
         mutex_lock(&queue.lock);
         cond_broadcast(&queue.changed);

@@ -178,7 +178,8 @@ int net_send_all(socket_t sock, const void *buf, size_t len, struct send_limit *
         if (deadline != 0 && now >= deadline)
             return limit->stopping && deadline == limit->give_up_at ? NET_SEND_STOPPED : NET_SEND_TIMED_OUT;
         /* Until the stop comes, it ends the wait; after that it would end every wait at once. */
-        enum wake_reason woke = sock_wait_writable(sock, deadline == 0 ? -1 : (int)(deadline - now), !limit->stopping);
+        enum wake_reason woke =
+            sock_wait_writable(sock, deadline == 0 ? -1 : (int)(deadline - now), !limit->stopping);
         if (woke == WOKE_ERROR)
             return -1;
         if (woke == WOKE_STOP)

@@ -273,7 +273,8 @@ int waker_open(struct waker *waker)
     if (pipe(ends) != 0)
         return -1;
     for (int i = 0; i < 2; i++) {
-        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty one. */
+        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty
+         * one. */
         if (fcntl(ends[i], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ends[i], F_SETFL, O_NONBLOCK) != 0) {
             close(ends[0]);
             close(ends[1]);

@@ -295,7 +295,8 @@ int waker_open(struct waker *waker)
     u_long nonblocking = 1; /* a clear never waits on an empty socket */
     if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
         getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
-        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 || ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
+        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
+        ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
         closesocket(sock);
         return -1;
     }
@@ -412,7 +413,8 @@ enum wake_reason sock_wait_writable(socket_t sock, int timeout_ms, bool watch_st
 
 enum wake_reason wait_for_stop(int timeout_ms)
 {
-    return wait_for(INVALID_SOCKET, POLLRDNORM, NULL, true, timeout_ms) == WOKE_STOP ? WOKE_STOP : WOKE_TIMEOUT;
+    return wait_for(INVALID_SOCKET, POLLRDNORM, NULL, true, timeout_ms) == WOKE_STOP ? WOKE_STOP
+                                                                                     : WOKE_TIMEOUT;
 }
 
 void sock_stop_sending(socket_t sock)

@@ -248,7 +248,9 @@ static void serve_client(struct client *client)
     struct line_framer framer;
     framer_init(&framer);
     framer_set_limit(&framer, (size_t)limits->max_line);
-    struct outbox out = {.len = 0};
+    struct outbox out;
+    out.len = 0; /* not "= {0}": that would write all 16 KiB, making every client's stack that much bigger */
+    out.replies = 0;
     long long now = monotonic_ms();
     long long idle_deadline = limits->idle_timeout_s > 0 ? now + limits->idle_timeout_s * 1000 : 0;
     long long line_deadline = 0; /* set while a line is unfinished: slowloris protection */
@@ -474,7 +476,8 @@ int main(int argc, char **argv)
     for (;;) {
         enum wake_reason woke = sock_wait_readable_or_woken(listener, &server.reaper, -1);
         if (woke == WOKE_ERROR) {
-            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause). */
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
+             */
             char reason[NET_ERR_TEXT];
             log_event("server", "error: waiting for clients: %s",
                       sock_strerror(sock_last_error(), reason, sizeof reason));

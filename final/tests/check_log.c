@@ -6,7 +6,6 @@
  */
 #include "check_suites.h"
 #include "log.h"
-
 #include "platform.h"
 
 #include <check.h>
@@ -60,7 +59,8 @@ START_TEST(test_log_event_never_waits_for_a_stderr_nobody_reads)
     for (int i = 0; i < 10000; i++)
         log_event("127.0.0.1:5000", "line %d of a log that nobody reads, padded to be a little longer", i);
     long long took = monotonic_ms() - started;
-    ck_assert_msg(took < 2000, "10000 log lines took %lld ms with stderr full: log_event() waited on it", took);
+    ck_assert_msg(took < 2000, "10000 log lines took %lld ms with stderr full: log_event() waited on it",
+                  took);
     /* The writer is stuck on stderr, so the stop gives up after its timeout instead of hanging. */
     ck_assert_int_eq(log_stop(200), -1);
     close(unread);
@@ -73,7 +73,8 @@ START_TEST(test_log_reports_how_many_lines_it_dropped_once_stderr_drains)
     ck_assert_int_eq(log_start(), 0);
     for (int i = 0; i < 10000; i++)
         log_event("server", "line %d", i);
-    /* Now read everything: the writer catches up, writes the rest of its queue and the count of lost lines. */
+    /* Now read everything: the writer catches up, writes the rest of its queue and the count of lost lines.
+     */
     char buf[65536];
     char text[1 << 20];
     size_t held = 0;
@@ -87,7 +88,8 @@ START_TEST(test_log_reports_how_many_lines_it_dropped_once_stderr_drains)
         }
         text[held] = '\0';
     }
-    ck_assert_msg(strstr(text, "server log: ") != NULL && strstr(text, " lines dropped, stderr did not keep up\n"),
+    ck_assert_msg(strstr(text, "server log: ") != NULL &&
+                      strstr(text, " lines dropped, stderr did not keep up\n"),
                   "no line saying how many lines were dropped in %zu bytes of log", held);
     ck_assert_ptr_nonnull(strstr(text, "server line 0\n")); /* the first lines were queued, not dropped */
     ck_assert_int_eq(log_stop(5000), 0);

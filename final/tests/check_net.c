@@ -219,7 +219,8 @@ START_TEST(test_send_all_stop_deadline_is_one_for_every_send)
     int sends_done = 0;
     int result;
     int most = 3 * NET_STOP_SEND_WAIT_MS / 100; /* three times what the deadline allows */
-    struct send_limit limit = {.stall_ms = -1}; /* one per client, for all its sends, as the server keeps it */
+    struct send_limit limit = {.stall_ms =
+                                   -1}; /* one per client, for all its sends, as the server keeps it */
     while ((result = net_send_all(pair.sender, reply, sizeof reply, &limit)) == 0 && sends_done < most) {
         sends_done++;
         fill_send_buffer(pair.sender); /* so that the next send must wait for the reader again */
@@ -242,7 +243,8 @@ START_TEST(test_send_all_gives_up_on_a_peer_that_makes_no_room_for_the_stall_lim
     long long started = monotonic_ms();
     ck_assert_int_eq(net_send_all(pair.sender, reply, sizeof reply - 1, &limit), NET_SEND_TIMED_OUT);
     long long waited = monotonic_ms() - started;
-    ck_assert_msg(waited >= 200 && waited < 2000, "gave up after %lld ms with a stall limit of 200 ms", waited);
+    ck_assert_msg(waited >= 200 && waited < 2000, "gave up after %lld ms with a stall limit of 200 ms",
+                  waited);
     sock_close(pair.sender);
     sock_close(pair.receiver);
 }

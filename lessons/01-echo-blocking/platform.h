@@ -44,7 +44,8 @@ void net_cleanup(void);
  */
 socket_t sock_open(int family, int type, int protocol);
 
-/* Accepts a waiting connection (accept()) as a socket that started programs do not inherit; or SOCKET_INVALID. */
+/* Accepts a waiting connection (accept()) as a socket that started programs do not inherit; or
+ * SOCKET_INVALID. */
 socket_t sock_accept(socket_t listener);
 
 /* Closes a socket (close() or closesocket()); returns 0, or -1. */

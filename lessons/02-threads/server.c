@@ -95,7 +95,8 @@ static void serve_client(socket_t client)
 {
     struct line_framer framer;
     framer_init(&framer);
-    struct outbox out = {.len = 0};
+    struct outbox out;
+    out.len = 0; /* not "= {0}": that would write all 16 KiB, making every client's stack that much bigger */
 
     for (;;) {
         size_t room;

@@ -196,7 +196,8 @@ int waker_open(struct waker *waker)
     if (pipe(ends) != 0)
         return -1;
     for (int i = 0; i < 2; i++) {
-        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty one. */
+        /* Non-blocking: a raise never waits on a full pipe (it is raised already), a clear never on an empty
+         * one. */
         if (fcntl(ends[i], F_SETFD, FD_CLOEXEC) != 0 || fcntl(ends[i], F_SETFL, O_NONBLOCK) != 0) {
             close(ends[0]);
             close(ends[1]);
@@ -275,7 +276,8 @@ void stop_handler_remove(void)
 /* Waits until the socket is readable, the waker (if any) is raised, or a stop comes. */
 static enum wake_reason wait_readable(socket_t sock, const struct waker *waker, int timeout_ms)
 {
-    /* poll() skips a negative descriptor: no socket, no waker, or a wait before the stop handler is installed. */
+    /* poll() skips a negative descriptor: no socket, no waker, or a wait before the stop handler is
+     * installed. */
     struct pollfd fds[3] = {{.fd = stop_waker.read_end, .events = POLLIN},
                             {.fd = waker != NULL ? waker->read_end : -1, .events = POLLIN},
                             {.fd = sock, .events = POLLIN}};

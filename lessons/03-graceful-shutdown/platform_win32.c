@@ -235,7 +235,8 @@ int waker_open(struct waker *waker)
     u_long nonblocking = 1; /* a clear never waits on an empty socket */
     if (bind(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
         getsockname(sock, (struct sockaddr *)&addr, &addr_len) != 0 ||
-        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 || ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
+        connect(sock, (struct sockaddr *)&addr, addr_len) != 0 ||
+        ioctlsocket(sock, FIONBIO, &nonblocking) != 0) {
         closesocket(sock);
         return -1;
     }

@@ -158,7 +158,8 @@ static void serve_client(socket_t sock)
 {
     struct line_framer framer;
     framer_init(&framer);
-    struct outbox out = {.len = 0};
+    struct outbox out;
+    out.len = 0; /* not "= {0}": that would write all 16 KiB, making every client's stack that much bigger */
     for (;;) {
         /* Wait for the client or for Ctrl+C, whichever comes first. */
         enum wake_reason woke = sock_wait_readable(sock, -1);
@@ -294,8 +295,10 @@ int main(int argc, char **argv)
     for (;;) {
         enum wake_reason woke = sock_wait_readable_or_woken(listener, &clients.reaper, -1);
         if (woke == WOKE_ERROR) {
-            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause). */
-            fprintf(stderr, "server: waiting for clients: %s\n", sock_strerror(sock_last_error(), err, sizeof err));
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
+             */
+            fprintf(stderr, "server: waiting for clients: %s\n",
+                    sock_strerror(sock_last_error(), err, sizeof err));
             woke = wait_for_stop(ACCEPT_PAUSE_MS);
         }
         if (woke == WOKE_STOP)
