@@ -4,12 +4,16 @@
 #   make run              build and start the final server on 127.0.0.1:9090
 #   make client           start the final client (in a second terminal)
 #   make test             install what is missing, then every test of every stage
-#   make test LESSON=02   one stage: 01, 02, 03 or final
-#     IMPL=work/02-threads    ...test your own copy of that stage (see make start)
+#   make test LESSON=02   one stage: 01, 02, 03 or final (the course's own code)
+#     IMPL=work/02-threads    ...your copy of that stage (see make start): its steps in order, stopping at the
+#                                first that fails, then the whole stage; with ONLY=1 the steps alone
 #     SERVER=prog CLIENT=prog ...test any programs, written in any language
 #     ONLY=1                  ...only the tests of what that stage adds
-#   make start LESSON=02  copy a stage into work/ with its new parts left as TODOs for you
-#   make progress         one line per stage: tests passed, and the first failing one
+#   make start LESSON=02  copy a stage into work/ with the code of its steps left for you to write
+#   make progress         one line per stage: the steps you have done, and the next one
+#   make watch LESSON=02  run your copy's steps again whenever you save a file (IMPL= for another copy)
+#   make prove            CI: every step's tests catch its missing code (starters, steps 1..k, stage before)
+#   make check-stages     CI: a file that differs from the stage before is one the stage says it changes
 #   make check            the Check unit tests only
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
@@ -45,7 +49,8 @@ HARNESS_ENV := COURSE_STAGES="$(SELECTED)" COURSE_ONLY_NEW=$(ONLY) \
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined
 
-.PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability bench docs start progress
+.PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability bench docs start progress \
+    watch prove check-stages
 
 all:
 	@for stage in $(BUILT); do $(MAKE) -s -C $$stage all || exit 1; done
@@ -73,18 +78,38 @@ check: deps
 
 # The harness runs the Linux programs, and the Windows ones under Wine when
 # MinGW-w64 and Wine are installed (tests/conftest.py says how it decides).
+# With IMPL, scripts/steps.py builds the copy and runs its steps in order.
+ifneq ($(IMPL),)
+test: deps
+	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
+	@$(MAKE) -s -C tools
+	@$(PYTHON) scripts/steps.py run $(SELECTED) --impl $(IMPL) $(if $(ONLY),--only)
+else
 test: check all
 	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then $(MAKE) -s windows; fi
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
-	@echo "== pytest harness ($(PYTHON)): $(SELECTED)$(if $(IMPL), as implemented in $(IMPL))"
+	@echo "== pytest harness ($(PYTHON)): $(SELECTED)"
 	$(HARNESS_ENV) $(PYTHON) -m pytest tests $(PYTEST_ARGS)
+endif
 
 start:
 	@test -n "$(LESSON)" || { echo "usage: make start LESSON=02" >&2; exit 2; }
-	@scripts/start-stage $(SELECTED) work/$(notdir $(SELECTED))
+	@$(PYTHON) scripts/steps.py start $(SELECTED) work/$(notdir $(SELECTED))
 
-progress: all
-	@$(PYTHON) scripts/progress
+progress:
+	@$(MAKE) -s -C tools
+	@$(PYTHON) scripts/steps.py progress
+
+watch:
+	@test -n "$(LESSON)" || { echo "usage: make watch LESSON=02 [IMPL=work/02-threads]" >&2; exit 2; }
+	@$(MAKE) -s -C tools
+	@$(PYTHON) scripts/steps.py watch $(SELECTED) --impl $(or $(IMPL),work/$(notdir $(SELECTED)))
+
+prove: all
+	@$(PYTHON) scripts/steps.py prove $(if $(LESSON),$(SELECTED))
+
+check-stages:
+	@$(PYTHON) scripts/steps.py check-stages
 
 sanitize: deps
 	@scripts/sanitize
@@ -118,7 +143,7 @@ docs:
 
 diff:
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=01 TO=02" >&2; exit 2; }
-	@diff -ru -x build -x server -x client -x '*.exe' -x README.md \
+	@diff -ru -x build -x server -x client -x '*.exe' -x README.md -x stage.ini -x starter.ini \
 	    $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)) || true
 
 format:

@@ -16,6 +16,7 @@ Environment:
   COURSE_ONLY_NEW when 1, only the tests of what the stage adds (make test ONLY=1)
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,8 +48,9 @@ def wine_unavailable(stages):
         return "Wine is not installed (make deps installs it on Debian and Ubuntu)"
     for stage in stages:
         for program in ("server.exe", "client.exe"):
-            if not (stage.path / program).exists():
-                return f"{stage.name}/{program} is not built (make windows needs MinGW-w64)"
+            # The programs under test: the stage's own, or a student's copy (IMPL=).
+            if not (stage.programs / program).exists():
+                return f"{stage.programs}/{program} is not built (make windows needs MinGW-w64)"
     return None
 
 
@@ -146,12 +148,15 @@ def wine_session(request):
     # wineserver refuses a prefix directory that does not exist yet, so make it first.
     WINE_PREFIX.mkdir(parents=True, exist_ok=True)
     # Persistent (-p) before anything else, so that the prefix is set up once and stays warm for every test.
-    subprocess.run(["wineserver", "-p"], env=env, check=True)
+    # It fails when a wineserver of this prefix runs already (another session's): then that one serves, and
+    # stays this session's to end.
+    ours = subprocess.run(["wineserver", "-p"], env=env, check=False).returncode == 0
     # Output to DEVNULL: Wine's helper processes outlive wineboot and would hold a pipe open.
     subprocess.run(["wineboot", "-i"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     yield
-    subprocess.run(["wineserver", "-k"], env=env, check=False)
-    subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
+    if ours:
+        subprocess.run(["wineserver", "-k"], env=env, check=False)
+        subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
 
 
 @pytest.fixture
@@ -212,9 +217,20 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attaches the server's own output to every failed test."""
+    """Attaches the server's own output to every failed test whose message does not show it already, and
+    records the failure for scripts/steps.py when COURSE_STEP_REPORT names a file."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed:
-        for server in getattr(item, "course_servers", []):
+    if not report.failed:
+        return
+    servers = getattr(item, "course_servers", [])
+    text = report.longreprtext
+    if "--- server (" not in text:
+        for server in servers:
             report.sections.append((f"server log ({' '.join(server.command)})", server.log(last=60)))
+    record = os.environ.get("COURSE_STEP_REPORT")
+    if record:
+        message = str(call.excinfo.value) if call.excinfo else text
+        with open(record, "a") as out:
+            out.write(json.dumps({"test": item.nodeid, "message": message,
+                                  "logs": [server.log(last=30) for server in servers]}) + "\n")

@@ -71,6 +71,7 @@ class Stage:
     graceful_shutdown: bool
     timestamped_log: bool
     limits: bool
+    live_client: bool  # the client prints what the server sends as it arrives, until the server closes
     new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
     programs: Path = None  # where server and client are: the stage itself, or a student's copy (IMPL)
 
@@ -90,6 +91,7 @@ class Stage:
             graceful_shutdown=section.getboolean("graceful_shutdown"),
             timestamped_log=section.getboolean("timestamped_log"),
             limits=section.getboolean("limits"),
+            live_client=section.getboolean("live_client", fallback=False),
             new=tuple(section.get("new", "").split()),
             programs=Path(os.environ["COURSE_IMPL"]).resolve() if os.environ.get("COURSE_IMPL") else path,
         )
@@ -404,6 +406,8 @@ class Connection:
     }
 
     def fail(self, step, problem, expected=None, hint=None):
+        # pytest leaves this frame out of a failure's traceback: the message names the step and the bytes.
+        __tracebackhide__ = True
         if hint is None:
             hint = next((text for key, text in self.DEFAULT_HINTS.items() if key in problem), None)
         message = [f"step: {step}", problem]
@@ -421,6 +425,7 @@ class Connection:
         raise failure
 
     def send(self, data, step="send"):
+        __tracebackhide__ = True
         try:
             self.sock.sendall(data)
         except OSError as error:
@@ -429,12 +434,14 @@ class Connection:
 
     def send_bytewise(self, data):
         """One send() per byte: the server sees the worst chunking there is."""
+        __tracebackhide__ = True
         for i in range(len(data)):
             self.send(data[i : i + 1])
 
     def wait_until_acknowledged(self, timeout):
         """Linux: waits until the peer's kernel has acknowledged every byte sent (nothing left in the send
         queue), so that what was sent is in the server's receive queue even if the server is stopped."""
+        __tracebackhide__ = True
         end = time.monotonic() + timeout
         while struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] > 0:
             if time.monotonic() > end:
@@ -446,6 +453,7 @@ class Connection:
         are then full, and the server's thread for this client waits in send(). Returns the bytes
         sent; self.stalled_since is when the last of them went out. Leaves the socket non-blocking.
         Open with receive_buffer=4096 so that this happens after a few MiB, not hundreds."""
+        __tracebackhide__ = True
         chunk = b"x\n" * 32768
         self.sock.setblocking(False)
         sent = 0
@@ -463,6 +471,7 @@ class Connection:
 
     def expect(self, expected, step="wait for the reply", hint=None):
         """Receives exactly len(expected) bytes and demands they are expected."""
+        __tracebackhide__ = True
         got = b""
         while len(got) < len(expected):
             try:
@@ -487,6 +496,7 @@ class Connection:
 
         With reset_allowed=False the close must be an end of stream (FIN), not a reset (RST).
         """
+        __tracebackhide__ = True
         try:
             chunk = self.sock.recv(4096)
         except socket.timeout:
@@ -502,6 +512,7 @@ class Connection:
 
     def expect_silence(self, seconds, step="check that nothing comes", hint=None):
         """Demands that no byte arrives for `seconds` (a bounded wait, not a guess at readiness)."""
+        __tracebackhide__ = True
         self.sock.settimeout(seconds)
         try:
             chunk = self.sock.recv(4096)
@@ -515,6 +526,7 @@ class Connection:
 
     def round_trip(self, line):
         """Sends one line and expects its reply."""
+        __tracebackhide__ = True
         self.send(line + b"\n")
         self.expect(self.server.target.stage.reply(line))
 
