@@ -5,6 +5,22 @@ import time
 import pytest
 
 
+def test_each_client_is_accepted_logged_and_let_go_in_turn(server, connections, target):
+    """The accept loop alone: each client is accepted, logged on stderr as it comes and goes, and its
+    connection closed when it leaves; then the next one is accepted."""
+    for index in range(2):
+        client = server.connect()
+        connections.append(client)
+        port = client.sock.getsockname()[1]
+        client.send(b"exit\n")
+        client.expect_eof(step=f"client {index + 1}: wait for the server to close after 'exit'",
+                          hint="close the client's socket when serving it ends, then accept the next")
+        for event in ("connected", "disconnected"):
+            pattern = rf"127\.0\.0\.1:{port} {event}\b"
+            assert server.stderr.wait_for(pattern, target.deadline(5)), (
+                f"client {index + 1}: no stderr line matching {pattern!r}\n{server.log()}")
+
+
 @pytest.mark.needs_not("concurrent")
 def test_second_client_waits_until_the_first_leaves(server, connections, target):
     """Lesson 01's limitation, shown on purpose: this is what lesson 02 fixes."""

@@ -22,15 +22,29 @@ def socket_descriptors(pid):
     return found
 
 
+def not_inherited(sockets):
+    """The descriptors among {descriptor: flags} that lack close-on-exec."""
+    return sorted(fd for fd, flags in sockets.items() if not flags & O_CLOEXEC)
+
+
+# A socket without close-on-exec stays open in any program the server (or a library in it) starts: the
+# listening port then outlives the server, and a client's connection outlives the server's close.
 @pytest.mark.builds("linux")
-def test_listening_and_accepted_sockets_are_not_inherited_by_started_programs(server, connections, target):
-    """A socket without close-on-exec stays open in any program the server (or a library in it) starts:
-    the client's connection would then outlive the server's close, and the port its exit."""
+def test_listening_socket_is_not_inherited_by_started_programs(server):
+    sockets = socket_descriptors(server.process.pid)
+    assert sockets, f"the server holds no socket after 'listening on'\n{server.log()}"
+    inherited = not_inherited(sockets)
+    assert not inherited, (f"the listening socket ({inherited}) lacks close-on-exec: open it with sock_open(), "
+                           f"which sets it\n{server.log()}")
+
+
+@pytest.mark.builds("linux")
+def test_accepted_sockets_are_not_inherited_by_started_programs(server, connections):
     client = server.connect()
     connections.append(client)
     client.round_trip(b"hello")  # accepted, and served: its socket exists in the server now
     sockets = socket_descriptors(server.process.pid)
     assert len(sockets) >= 2, f"expected the listener and the client's socket, found {sockets}\n{server.log()}"
-    inherited = sorted(fd for fd, flags in sockets.items() if not flags & O_CLOEXEC)
-    assert not inherited, (f"sockets {inherited} of {sorted(sockets)} lack close-on-exec: open them with sock_open() "
-                           f"and sock_accept()\n{server.log()}")
+    inherited = not_inherited(sockets)
+    assert not inherited, (f"sockets {inherited} of {sorted(sockets)} lack close-on-exec: accept with "
+                           f"sock_accept(), which sets it\n{server.log()}")

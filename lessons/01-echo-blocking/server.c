@@ -104,12 +104,48 @@ static void serve_client(socket_t client)
     }
 }
 
+/*
+ * Prints "listening on HOST:PORT" with the address actually bound, and
+ * flushes it: scripts and tests wait for this one line instead of
+ * sleeping. Returns 0, or -1.
+ */
+static int announce(socket_t listener)
+{
+    char address[NET_ADDR_TEXT];
+    if (net_local_address(listener, address, sizeof address) != 0)
+        return -1;
+    printf("listening on %s\n", address);
+    fflush(stdout);
+    return 0;
+}
+
+/* Accepts clients one after another, for ever, and serves each until it leaves. */
+static void serve_clients(socket_t listener)
+{
+    for (;;) {
+        char peer[NET_ADDR_TEXT];
+        socket_t client = net_accept(listener, peer, sizeof peer);
+        if (client == SOCKET_INVALID) {
+            int code = sock_last_error();
+            char reason[NET_ERR_TEXT];
+            if (!sock_error_is_interrupt(code))
+                fprintf(stderr, "server: accept: %s\n", sock_strerror(code, reason, sizeof reason));
+            continue;
+        }
+        fprintf(stderr, "server: %s connected\n", peer);
+        /* While this call runs, nobody else is served: lesson 02 fixes that. */
+        serve_client(client);
+        sock_close(client);
+        fprintf(stderr, "server: %s disconnected\n", peer);
+    }
+}
+
 int main(int argc, char **argv)
 {
     program_name = "server";
     struct options opts;
     char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+    if (parse_options(argc, argv, &opts, NULL, 0, err, sizeof err) != PARSE_OK)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);
@@ -121,27 +157,10 @@ int main(int argc, char **argv)
     socket_t listener = net_listen(opts.host, opts.port, err, sizeof err);
     if (listener == SOCKET_INVALID)
         die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
-
-    char address[NET_ADDR_TEXT];
-    if (net_local_address(listener, address, sizeof address) != 0)
+    if (announce(listener) != 0)
         die("cannot read the listening address");
-    /* One flushed line: scripts and tests wait for it instead of sleeping. */
-    printf("listening on %s\n", address);
-    fflush(stdout);
-
-    for (;;) {
-        char peer[NET_ADDR_TEXT];
-        socket_t client = net_accept(listener, peer, sizeof peer);
-        if (client == SOCKET_INVALID) {
-            int code = sock_last_error();
-            if (!sock_error_is_interrupt(code))
-                fprintf(stderr, "server: accept: %s\n", sock_strerror(code, err, sizeof err));
-            continue;
-        }
-        fprintf(stderr, "server: %s connected\n", peer);
-        /* While this call runs, nobody else is served: lesson 02 fixes that. */
-        serve_client(client);
-        sock_close(client);
-        fprintf(stderr, "server: %s disconnected\n", peer);
-    }
+    serve_clients(listener); /* for ever: Ctrl+C ends this server (lesson 03 stops it gracefully) */
+    sock_close(listener);
+    net_cleanup();
+    return EXIT_OK;
 }

@@ -28,11 +28,25 @@ struct options {
 
 enum parse_status { PARSE_OK, PARSE_ERROR };
 
+/* A whole-number option a program adds to --host and --port, such as the server's limits. */
+struct number_option {
+    const char *flag; /* "--max-clients" */
+    long min, max;    /* the accepted range, inclusive */
+    long *value;      /* holds the default; receives the parsed value */
+};
+
 /* Reads a port number: decimal digits only, 0 to 65535. Returns 0, or -1. */
 int parse_port(const char *text, unsigned *port);
 
-/* Fills opts from argv (defaults: DEFAULT_HOST, DEFAULT_PORT). On PARSE_ERROR, err says why. */
-enum parse_status parse_options(int argc, char **argv, struct options *opts, char *err, size_t err_len);
+/* Reads a decimal whole number from min to max. Returns 0, or -1. */
+int parse_number(const char *text, long min, long max, long *value);
+
+/*
+ * Fills opts from argv (defaults: DEFAULT_HOST, DEFAULT_PORT), and each of
+ * the `count` extra options. On PARSE_ERROR, err says why.
+ */
+enum parse_status parse_options(int argc, char **argv, struct options *opts,
+                                const struct number_option *extra, size_t count, char *err, size_t err_len);
 
 /* The name error messages start with ("server", "client"). */
 extern const char *program_name;

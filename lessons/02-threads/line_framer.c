@@ -11,7 +11,13 @@ void framer_init(struct line_framer *framer)
     framer->start = 0;
     framer->end = 0;
     framer->scanned = 0;
+    framer->limit = LINE_MAX_BYTES;
     framer->too_long = 0;
+}
+
+void framer_set_limit(struct line_framer *framer, size_t limit)
+{
+    framer->limit = limit < 1 ? 1 : limit > LINE_MAX_BYTES ? LINE_MAX_BYTES : limit;
 }
 
 char *framer_space(struct line_framer *framer, size_t *room)
@@ -32,6 +38,11 @@ void framer_commit(struct line_framer *framer, size_t count)
     framer->end += count;
 }
 
+size_t framer_pending(const struct line_framer *framer)
+{
+    return framer->end - framer->start;
+}
+
 enum framer_status framer_next_line(struct line_framer *framer, char **line, size_t *len)
 {
     if (framer->too_long)
@@ -43,8 +54,8 @@ enum framer_status framer_next_line(struct line_framer *framer, char **line, siz
     char *newline = memchr(first + framer->scanned, '\n', held - framer->scanned);
     if (newline == NULL) {
         framer->scanned = held;
-        /* A full buffer without '\n' holds at least LINE_MAX_BYTES + 1 bytes of line. */
-        if (held == sizeof framer->buf) {
+        /* limit + 2 bytes without '\n' hold at least limit + 1 bytes of line, even if the last is '\r'. */
+        if (held >= framer->limit + 2) {
             framer->too_long = 1;
             return FRAMER_TOO_LONG;
         }
@@ -54,7 +65,7 @@ enum framer_status framer_next_line(struct line_framer *framer, char **line, siz
     size_t line_len = (size_t)(newline - first);
     if (line_len > 0 && first[line_len - 1] == '\r')
         line_len--;
-    if (line_len > LINE_MAX_BYTES) {
+    if (line_len > framer->limit) {
         framer->too_long = 1;
         return FRAMER_TOO_LONG;
     }

@@ -122,43 +122,42 @@ static void client_thread(void *arg)
     free(client);
 }
 
-int main(int argc, char **argv)
+/*
+ * Prints "listening on HOST:PORT" with the address actually bound, and
+ * flushes it: scripts and tests wait for this one line instead of
+ * sleeping. Returns 0, or -1.
+ */
+static int announce(socket_t listener)
 {
-    program_name = "server";
-    struct options opts;
-    char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
-        usage_error(usage_text, "%s", err);
-    if (opts.help) {
-        fputs(usage_text, stdout);
-        return EXIT_OK;
-    }
-
-    if (net_startup() != 0)
-        die("cannot start the socket library");
-    socket_t listener = net_listen(opts.host, opts.port, err, sizeof err);
-    if (listener == SOCKET_INVALID)
-        die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
-
     char address[NET_ADDR_TEXT];
     if (net_local_address(listener, address, sizeof address) != 0)
-        die("cannot read the listening address");
-    /* One flushed line: scripts and tests wait for it instead of sleeping. */
+        return -1;
     printf("listening on %s\n", address);
     fflush(stdout);
+    return 0;
+}
 
+/*
+ * Accepts clients for ever, and starts a thread for each: the main thread
+ * only accepts, and every client is served at the same time as the others.
+ */
+static void serve_clients(socket_t listener)
+{
     for (;;) {
         char peer[NET_ADDR_TEXT];
         socket_t sock = net_accept(listener, peer, sizeof peer);
         if (sock == SOCKET_INVALID) {
             int code = sock_last_error();
+            char reason[NET_ERR_TEXT];
             if (!sock_error_is_interrupt(code))
-                fprintf(stderr, "server: accept: %s\n", sock_strerror(code, err, sizeof err));
+                fprintf(stderr, "server: accept: %s\n", sock_strerror(code, reason, sizeof reason));
             continue;
         }
+        /* Its own record, not a local variable: the thread lives on after this loop moves to the next client.
+         */
         struct client *client = malloc(sizeof *client);
         if (client == NULL) {
-            fprintf(stderr, "server: out of memory, turning a client away\n");
+            fprintf(stderr, "server: out of memory, turning %s away\n", peer);
             sock_close(sock);
             continue;
         }
@@ -176,4 +175,29 @@ int main(int argc, char **argv)
             free(client);
         }
     }
+}
+
+int main(int argc, char **argv)
+{
+    program_name = "server";
+    struct options opts;
+    char err[NET_ERR_TEXT];
+    if (parse_options(argc, argv, &opts, NULL, 0, err, sizeof err) != PARSE_OK)
+        usage_error(usage_text, "%s", err);
+    if (opts.help) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+
+    if (net_startup() != 0)
+        die("cannot start the socket library");
+    socket_t listener = net_listen(opts.host, opts.port, err, sizeof err);
+    if (listener == SOCKET_INVALID)
+        die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
+    if (announce(listener) != 0)
+        die("cannot read the listening address");
+    serve_clients(listener); /* for ever: Ctrl+C ends this server (lesson 03 stops it gracefully) */
+    sock_close(listener);
+    net_cleanup();
+    return EXIT_OK;
 }

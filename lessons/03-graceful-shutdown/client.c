@@ -14,6 +14,7 @@
 #include "net.h"
 #include "platform.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,9 +75,54 @@ static size_t read_input_line(char *buf, size_t cap)
 }
 
 /* True for "exit\n" or "exit\r\n": the line that ends the session. */
-static int is_exit_line(const char *line, size_t len)
+static bool is_exit_line(const char *line, size_t len)
 {
     return (len == 5 && memcmp(line, "exit\n", 5) == 0) || (len == 6 && memcmp(line, "exit\r\n", 6) == 0);
+}
+
+/*
+ * Sends each line of stdin to the server and prints its reply, until "exit"
+ * or the end of the input. Returns the exit status: EXIT_OK, or
+ * EXIT_RUNTIME when the server went away first.
+ */
+static int converse(socket_t server, bool interactive)
+{
+    struct received replies = {.start = 0, .end = 0};
+    /* One line of input, and the '\n' it may lack at end of input. */
+    char input[LINE_MAX_BYTES + 2];
+    bool mid_line = false; /* the last chunk sent was not the end of its line */
+    for (;;) {
+        if (interactive && !mid_line) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        size_t len = read_input_line(input, LINE_MAX_BYTES + 1);
+        if (len == 0 && !mid_line)
+            return EXIT_OK; /* end of input: leave as "exit" does */
+        bool line_done = len > 0 && input[len - 1] == '\n';
+        /* len 0 here: a long last line filled its final read exactly, and the end of input shows only now. */
+        if (!line_done && (len == 0 || feof(stdin))) {
+            input[len++] = '\n'; /* the last line had no end; give it one */
+            line_done = true;
+        }
+        if (net_send_all(server, input, len) != 0) {
+            /* It may have said why before it hung up ("ERR line too long"): show that first. */
+            print_reply(server, &replies);
+            fprintf(stderr, "client: the server went away\n");
+            return EXIT_RUNTIME;
+        }
+        if (!line_done) {
+            mid_line = true; /* longer than any line the server takes: send the rest, it will say so */
+            continue;
+        }
+        if (!mid_line && is_exit_line(input, len))
+            return EXIT_OK;
+        mid_line = false;
+        if (print_reply(server, &replies) != 0) {
+            fprintf(stderr, "client: the server closed the connection\n");
+            return EXIT_RUNTIME;
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -84,7 +130,7 @@ int main(int argc, char **argv)
     program_name = "client";
     struct options opts;
     char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+    if (parse_options(argc, argv, &opts, NULL, 0, err, sizeof err) != PARSE_OK)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);
@@ -97,50 +143,10 @@ int main(int argc, char **argv)
     if (server == SOCKET_INVALID)
         die("cannot connect to %s:%s: %s", opts.host, opts.port, err);
 
-    int interactive = stdin_is_terminal();
+    bool interactive = stdin_is_terminal();
     if (!interactive)
         stdin_keep_bytes();
-    struct received replies = {.start = 0, .end = 0};
-    /* One line of input, and the '\n' it may lack at end of input. */
-    char input[LINE_MAX_BYTES + 2];
-    int status = EXIT_OK;
-    int mid_line = 0; /* the last chunk sent was not the end of its line */
-
-    for (;;) {
-        if (interactive && !mid_line) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        size_t len = read_input_line(input, LINE_MAX_BYTES + 1);
-        if (len == 0 && !mid_line)
-            break; /* end of input: leave as "exit" does */
-        int line_done = len > 0 && input[len - 1] == '\n';
-        /* len 0 here: a long last line filled its final read exactly, and the end of input shows only now. */
-        if (!line_done && (len == 0 || feof(stdin))) {
-            input[len++] = '\n'; /* the last line had no end; give it one */
-            line_done = 1;
-        }
-        if (net_send_all(server, input, len) != 0) {
-            /* It may have said why before it hung up ("ERR line too long"): show that first. */
-            print_reply(server, &replies);
-            fprintf(stderr, "client: the server went away\n");
-            status = EXIT_RUNTIME;
-            break;
-        }
-        if (!line_done) {
-            mid_line = 1; /* longer than any line the server takes: send the rest, it will say so */
-            continue;
-        }
-        if (!mid_line && is_exit_line(input, len))
-            break;
-        mid_line = 0;
-        if (print_reply(server, &replies) != 0) {
-            fprintf(stderr, "client: the server closed the connection\n");
-            status = EXIT_RUNTIME;
-            break;
-        }
-    }
-
+    int status = converse(server, interactive);
     sock_close(server);
     net_cleanup();
     return status;

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-/* The longest line accepted, in bytes, not counting its "\r\n" or "\n". */
+/* The longest line a framer can accept, in bytes, not counting its "\r\n" or "\n". */
 #define LINE_MAX_BYTES 4096
 
 enum framer_status {
@@ -29,17 +29,24 @@ struct line_framer {
     size_t start;   /* first byte not yet handed out */
     size_t end;     /* one past the last byte received */
     size_t scanned; /* bytes after start already known to hold no '\n' */
+    size_t limit;   /* the longest line accepted: LINE_MAX_BYTES unless lowered */
     int too_long;   /* sticky: once too long, always too long */
 };
 
-/* Makes the framer empty. */
+/* Makes the framer empty, accepting lines of up to LINE_MAX_BYTES. */
 void framer_init(struct line_framer *framer);
+
+/* Lowers the longest line accepted to `limit` bytes (1 to LINE_MAX_BYTES; --max-line). */
+void framer_set_limit(struct line_framer *framer, size_t limit);
 
 /* Where the next received bytes go; *room is how many fit (never 0 after FRAMER_NEED_MORE). */
 char *framer_space(struct line_framer *framer, size_t *room);
 
 /* Records that `count` bytes were written at framer_space(). */
 void framer_commit(struct line_framer *framer, size_t count);
+
+/* How many bytes of an unfinished line the framer holds (0: it ended on a line end). */
+size_t framer_pending(const struct line_framer *framer);
 
 /*
  * Takes the next complete line out of the framer. On FRAMER_LINE, *line

@@ -257,12 +257,54 @@ static void accept_client(socket_t listener, struct client_list *list)
     mutex_unlock(&list->lock);
 }
 
+/*
+ * Prints "listening on HOST:PORT" with the address actually bound, and
+ * flushes it: scripts and tests wait for this one line instead of
+ * sleeping. Returns 0, or -1.
+ */
+static int announce(socket_t listener)
+{
+    char address[NET_ADDR_TEXT];
+    if (net_local_address(listener, address, sizeof address) != 0)
+        return -1;
+    printf("listening on %s\n", address);
+    fflush(stdout);
+    return 0;
+}
+
+/*
+ * Accepts clients, and joins the threads of those who left, until Ctrl+C:
+ * it waits on the listener, the reaper waker and the stop all at once.
+ */
+static void serve_until_stopped(socket_t listener, struct client_list *clients)
+{
+    for (;;) {
+        enum wake_reason woke = sock_wait_readable_or_woken(listener, &clients->reaper, -1);
+        if (woke == WOKE_ERROR) {
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
+             */
+            char reason[NET_ERR_TEXT];
+            fprintf(stderr, "server: waiting for clients: %s\n",
+                    sock_strerror(sock_last_error(), reason, sizeof reason));
+            woke = wait_for_stop(ACCEPT_PAUSE_MS);
+        }
+        if (woke == WOKE_STOP)
+            return;
+        if (woke == WOKE_WAKER) {
+            waker_clear(&clients->reaper); /* first: a thread that ends after this raises it again */
+            join_clients(clients, false);
+        }
+        if (woke == WOKE_READABLE)
+            accept_client(listener, clients);
+    }
+}
+
 int main(int argc, char **argv)
 {
     program_name = "server";
     struct options opts;
     char err[NET_ERR_TEXT];
-    if (parse_options(argc, argv, &opts, err, sizeof err) != PARSE_OK)
+    if (parse_options(argc, argv, &opts, NULL, 0, err, sizeof err) != PARSE_OK)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);
@@ -279,38 +321,14 @@ int main(int argc, char **argv)
     /* Non-blocking, so that accept() never waits on a client who left between the wake-up and the call. */
     if (sock_set_nonblocking(listener, true) != 0)
         die("cannot make the listening socket non-blocking");
-
-    char address[NET_ADDR_TEXT];
-    if (net_local_address(listener, address, sizeof address) != 0)
-        die("cannot read the listening address");
-    /* One flushed line: scripts and tests wait for it instead of sleeping. */
-    printf("listening on %s\n", address);
-    fflush(stdout);
-
     struct client_list clients = {.first = NULL};
     if (waker_open(&clients.reaper) != 0)
         die("cannot open the waker for finished threads");
+    if (announce(listener) != 0)
+        die("cannot read the listening address");
+
     mutex_init(&clients.lock);
-
-    for (;;) {
-        enum wake_reason woke = sock_wait_readable_or_woken(listener, &clients.reaper, -1);
-        if (woke == WOKE_ERROR) {
-            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
-             */
-            fprintf(stderr, "server: waiting for clients: %s\n",
-                    sock_strerror(sock_last_error(), err, sizeof err));
-            woke = wait_for_stop(ACCEPT_PAUSE_MS);
-        }
-        if (woke == WOKE_STOP)
-            break;
-        if (woke == WOKE_WAKER) {
-            waker_clear(&clients.reaper); /* first: a thread that ends after this raises it again */
-            join_clients(&clients, false);
-        }
-        if (woke == WOKE_READABLE)
-            accept_client(listener, &clients);
-    }
-
+    serve_until_stopped(listener, &clients);
     /* Stop accepting first, so no client arrives while the others are told to leave. */
     sock_close(listener);
     fprintf(stderr, "server: stopping\n");

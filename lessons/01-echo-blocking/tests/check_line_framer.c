@@ -272,6 +272,31 @@ START_TEST(test_framer_reuses_space_after_lines_are_taken)
 }
 END_TEST
 
+START_TEST(test_framer_lowered_limit_refuses_one_byte_more)
+{
+    struct line_framer framer;
+    struct collected out = {0};
+    framer_init(&framer);
+    framer_set_limit(&framer, 5);
+    feed(&framer, "12345\r\n123456\n", 14);
+    collect_lines(&framer, &out);
+    ck_assert_collected(out, "12345|");
+    ck_assert_int_eq(out.last, FRAMER_TOO_LONG);
+}
+END_TEST
+
+START_TEST(test_framer_lowered_limit_refuses_endless_line_early)
+{
+    struct line_framer framer;
+    struct collected out = {0};
+    framer_init(&framer);
+    framer_set_limit(&framer, 5);
+    feed(&framer, "1234567", 7); /* 7 bytes, no '\n': already more than 5 + "\r" */
+    collect_lines(&framer, &out);
+    ck_assert_int_eq(out.last, FRAMER_TOO_LONG);
+}
+END_TEST
+
 Suite *make_line_framer_suite(void)
 {
     Suite *suite = suite_create("line_framer");
@@ -291,6 +316,8 @@ Suite *make_line_framer_suite(void)
     tcase_add_test(tc, test_framer_refuses_endless_line_without_newline);
     tcase_add_test(tc, test_framer_stays_too_long_once_refused);
     tcase_add_test(tc, test_framer_reuses_space_after_lines_are_taken);
+    tcase_add_test(tc, test_framer_lowered_limit_refuses_one_byte_more);
+    tcase_add_test(tc, test_framer_lowered_limit_refuses_endless_line_early);
     suite_add_tcase(suite, tc);
     return suite;
 }

@@ -11,6 +11,8 @@ int main(void)
 {
     SRunner *runner = srunner_create(make_line_framer_suite());
     srunner_add_suite(runner, make_cli_suite());
+    srunner_add_suite(runner, make_net_suite());
+    srunner_add_suite(runner, make_platform_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

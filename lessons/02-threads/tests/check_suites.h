@@ -6,5 +6,7 @@
 
 Suite *make_line_framer_suite(void);
 Suite *make_cli_suite(void);
+Suite *make_net_suite(void);
+Suite *make_platform_suite(void);
 
 #endif

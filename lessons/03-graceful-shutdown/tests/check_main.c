@@ -11,6 +11,11 @@ int main(void)
 {
     SRunner *runner = srunner_create(make_line_framer_suite());
     srunner_add_suite(runner, make_cli_suite());
+    srunner_add_suite(runner, make_net_suite());
+    srunner_add_suite(runner, make_platform_suite());
+    /* Whatever CK_FORK says: the platform suite requests real stops, which cannot be undone within a process.
+     */
+    srunner_set_fork_status(runner, CK_FORK);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
