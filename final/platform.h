@@ -114,8 +114,13 @@ bool sock_error_is_out_of_resources(int code);
 /* True when standard input is an interactive terminal (so a prompt makes sense). */
 bool stdin_is_terminal(void);
 
-/* Reads piped standard input byte for byte (Windows would turn "\r\n" into "\n" and stop at 0x1A). */
-void stdin_keep_bytes(void);
+/*
+ * Reads up to len bytes of standard input, byte for byte, with the system's
+ * own call, not through stdio: a thread may wait in it while another ends
+ * the program. Returns bytes read, 0 at the end of the input (Ctrl+D; on
+ * Windows Ctrl+Z at the start of a typed line), or -1.
+ */
+long stdin_read(void *buf, size_t len);
 
 /*
  * Makes a write to a pipe whose reader has gone (stderr piped into a program

@@ -133,9 +133,13 @@ bool stdin_is_terminal(void)
     return isatty(STDIN_FILENO) == 1;
 }
 
-void stdin_keep_bytes(void)
+long stdin_read(void *buf, size_t len)
 {
-    /* POSIX streams never change the bytes they read. */
+    for (;;) {
+        ssize_t got = read(STDIN_FILENO, buf, len);
+        if (got >= 0 || errno != EINTR)
+            return (long)got;
+    }
 }
 
 void ignore_broken_pipes(void)

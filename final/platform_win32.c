@@ -160,10 +160,17 @@ bool stdin_is_terminal(void)
     return _isatty(_fileno(stdin)) != 0;
 }
 
-void stdin_keep_bytes(void)
+long stdin_read(void *buf, size_t len)
 {
-    /* Text mode would turn "\r\n" into "\n" and end the input at a 0x1A byte (Ctrl+Z). */
-    _setmode(_fileno(stdin), _O_BINARY);
+    HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+    DWORD chunk = len > 65536 ? 65536 : (DWORD)len;
+    DWORD got = 0;
+    if (!ReadFile(in, buf, chunk, &got, NULL))
+        return GetLastError() == ERROR_BROKEN_PIPE ? 0 : -1; /* a pipe whose writer has gone: the end */
+    /* At a console, a line that starts with Ctrl+Z ends the input, as the C runtime's text mode has it. */
+    if (got > 0 && ((const char *)buf)[0] == 0x1A && GetFileType(in) == FILE_TYPE_CHAR)
+        return 0;
+    return (long)got;
 }
 
 void ignore_broken_pipes(void)

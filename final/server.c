@@ -300,16 +300,16 @@ static void serve_client(struct client *client)
 static void client_thread(void *arg)
 {
     struct client *client = arg;
-    struct server *server = client->server;
     serve_client(client);
     sock_close(client->sock);
     log_event(client->peer, "disconnected after %lu lines", client->lines_answered);
-    mutex_lock(&server->lock);
-    client->finished = true; /* from here on the main thread may join and free it at any moment */
-    server->connected--;
-    mutex_unlock(&server->lock);
+    mutex_lock(&client->server->lock);
+    client->finished =
+        true; /* the main thread may unlink it now, and frees it once this thread has returned */
+    client->server->connected--;
+    mutex_unlock(&client->server->lock);
     /* Without this, the ended thread (and its stack) would wait for the next client to be reclaimed. */
-    waker_raise(&server->reaper);
+    waker_raise(&client->server->reaper);
 }
 
 /*
@@ -350,6 +350,22 @@ static void refuse(socket_t sock, const char *peer, const char *verdict, size_t 
     sock_close(sock);
 }
 
+/*
+ * --max-clients: when that many clients are connected, turns this one away
+ * with "ERR server full" and counts it. Returns true if it did.
+ */
+static bool turned_away_when_full(struct server *server, socket_t sock, const char *peer)
+{
+    mutex_lock(&server->lock);
+    bool full = server->connected >= server->limits.max_clients;
+    mutex_unlock(&server->lock);
+    if (full) {
+        server->clients_refused++;
+        refuse(sock, peer, full_reply, sizeof full_reply - 1, "server full");
+    }
+    return full;
+}
+
 /* How long a reply may wait for room, in milliseconds, as a send_limit takes it. */
 static int send_stall_ms(const struct limits *limits)
 {
@@ -384,14 +400,8 @@ static void accept_client(socket_t listener, struct server *server)
         return;
     }
 
-    mutex_lock(&server->lock);
-    bool full = server->connected >= server->limits.max_clients;
-    mutex_unlock(&server->lock);
-    if (full) {
-        server->clients_refused++;
-        refuse(sock, peer, full_reply, sizeof full_reply - 1, "server full");
+    if (turned_away_when_full(server, sock, peer))
         return;
-    }
 
     struct client *client = calloc(1, sizeof *client);
     if (client == NULL) {

@@ -4,6 +4,7 @@ import os
 import pty
 import select
 import socket
+import subprocess
 import threading
 import time
 
@@ -76,7 +77,10 @@ def test_client_sends_exit_and_stops_reading_input(target):
     code, out, err = target.run("client", "--port", str(port), input=b"exit\nnever sent\n")
     thread.join(target.deadline(10))
     assert bytes(received) == b"exit\n", f"the server should receive exactly b'exit\\n', got {bytes(received)!r}"
-    assert out == b"", f"nothing should be printed after exit, got {out!r}"
+    # This stand-in answers every line, "exit" too. A client that waits for each reply prints nothing after
+    # "exit"; one that prints whatever the server sends until it closes prints that answer.
+    expected = b"ok\n" if target.stage.live_client else b""
+    assert out == expected, f"after exit the client printed {out!r}, expected {expected!r}"
     assert code == 0, f"client exited {code}, expected 0; stderr: {err!r}"
 
 
@@ -172,4 +176,94 @@ def read_until(fd, wanted, timeout):
         if not ready:
             raise AssertionError(f"waited {timeout} s for {wanted!r} on the terminal; got {got!r}")
         got += os.read(fd, 1024)
+    return got
+
+
+@pytest.mark.needs("live_client")
+def test_client_prints_what_the_server_sends_on_its_own_and_says_when_it_closes(target):
+    """A line the server sends unasked ("server shutting down", "ERR idle timeout") is printed when it comes,
+    not as the 'reply' to the next line typed: the client waits on the server and the keyboard at once."""
+    port, thread = stand_in_server(target, lambda conn: conn.sendall(b"unsolicited\n"))  # then it closes
+    # stdin stays open and empty: a client that waits for a line to type before it reads would wait for ever.
+    client = subprocess.Popen(target.command("client", "--port", str(port)), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=target.env())
+    try:
+        code = client.wait(target.deadline(10))
+    except subprocess.TimeoutExpired:
+        client.kill()
+        code = None
+    out, err = (target.text(stream.read()) for stream in (client.stdout, client.stderr))
+    client.stdin.close()
+    thread.join(target.deadline(10))
+    assert code is not None, (f"with nothing typed, the client was still running {target.deadline(10):.0f} s after "
+                              f"the server spoke and closed: it must read the server while it waits for the keyboard "
+                              f"(printed so far: {out!r})")
+    assert out == b"unsolicited\n", f"the client printed {out!r}, expected the server's line as it came"
+    assert code == 1 and b"closed the connection" in err, f"exit {code}, stderr {err!r}: say the server closed, exit 1"
+
+
+def run_on_a_terminal(target, server_port):
+    """Starts the client on a pseudo-terminal, as a person at a keyboard would; returns (pid, terminal)."""
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execv(target.command("client")[0], target.command("client", "--port", str(server_port)))
+    return pid, terminal
+
+
+def exit_code_within(pid, timeout):
+    """The child's exit code, or None if it is still running after timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)  # polling a condition with a deadline, not guessing readiness
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
+
+
+@pytest.mark.needs("live_client")
+@pytest.mark.needs("graceful_shutdown")
+@pytest.mark.builds("linux")  # a pseudo-terminal is a POSIX device
+def test_client_at_a_terminal_shows_the_shutdown_notice_at_once_and_exits(server, target):
+    pid, terminal = run_on_a_terminal(target, server.port)
+    try:
+        output = read_until(terminal, b"> ", target.deadline(5))
+        server.interrupt()  # Ctrl+C on the server while the user has typed nothing
+        output += read_until(terminal, b"server shutting down", target.deadline(5))
+        code = exit_code_within(pid, target.deadline(5))
+    finally:
+        os.close(terminal)
+    assert code == 1, (f"after the server's notice and close, the client exited {code} (None: still running, "
+                       f"waiting for a line): it must see the close itself, and exit 1; terminal: {output!r}")
+
+
+@pytest.mark.needs("live_client")
+@pytest.mark.builds("linux")  # a pseudo-terminal is a POSIX device
+def test_client_at_a_terminal_ends_its_line_after_ctrl_d(server, target):
+    pid, terminal = run_on_a_terminal(target, server.port)
+    try:
+        output = read_until(terminal, b"> ", target.deadline(5))
+        os.write(terminal, b"\x04")  # Ctrl+D at the start of a line: the end of the input
+        code = exit_code_within(pid, target.deadline(5))
+        output += read_rest(terminal)
+    finally:
+        os.close(terminal)
+    assert code == 0, f"after Ctrl+D the client exited {code}, expected 0; terminal: {output!r}"
+    assert output.endswith(b"\n"), (f"after Ctrl+D the terminal shows {output!r}: the client must end the prompt's "
+                                    f"line, or the shell's prompt lands on it")
+
+
+def read_rest(fd):
+    """What a terminal still holds once its program has ended (EIO when there is nothing more)."""
+    got = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
     return got

@@ -39,11 +39,22 @@ START_TEST(test_log_cuts_long_line_without_overflow)
 }
 END_TEST
 
-/* Points stderr at a pipe that nobody reads; returns the pipe's read end, to drain it afterwards. */
-static int stderr_to_an_unread_pipe(void)
+/*
+ * Points stderr at a pipe that nobody reads, and fills it: the log's first
+ * write to it already waits. (An empty pipe would take 64 KiB first, and a
+ * writer that had not run yet could then write the whole queue.) Returns the
+ * pipe's read end, to drain it afterwards.
+ */
+static int stderr_to_a_full_pipe(void)
 {
     int ends[2];
     ck_assert_int_eq(pipe(ends), 0);
+    ck_assert_int_eq(fcntl(ends[1], F_SETFL, O_NONBLOCK), 0);
+    char junk[4096];
+    memset(junk, 'x', sizeof junk); /* not NUL bytes: the drain test searches what it reads as a string */
+    while (write(ends[1], junk, sizeof junk) > 0)
+        continue;
+    ck_assert_int_eq(fcntl(ends[1], F_SETFL, 0), 0); /* blocking again, as a stderr is */
     ck_assert_int_eq(dup2(ends[1], STDERR_FILENO), STDERR_FILENO);
     close(ends[1]);
     return ends[0];
@@ -51,7 +62,7 @@ static int stderr_to_an_unread_pipe(void)
 
 START_TEST(test_log_event_never_waits_for_a_stderr_nobody_reads)
 {
-    int unread = stderr_to_an_unread_pipe();
+    int unread = stderr_to_a_full_pipe();
     ignore_broken_pipes(); /* as the server does: the writer may still write when the test closes the pipe */
     ck_assert_int_eq(log_start(), 0);
     /* Some 800 KiB of log, more than ten times what the pipe and the queue hold together. */
@@ -69,15 +80,16 @@ END_TEST
 
 START_TEST(test_log_reports_how_many_lines_it_dropped_once_stderr_drains)
 {
-    int unread = stderr_to_an_unread_pipe();
+    int unread = stderr_to_a_full_pipe();
     ck_assert_int_eq(log_start(), 0);
     for (int i = 0; i < 10000; i++)
         log_event("server", "line %d", i);
     /* Now read everything: the writer catches up, writes the rest of its queue and the count of lost lines.
      */
     char buf[65536];
-    char text[1 << 20];
+    static char text[1 << 20];
     size_t held = 0;
+    text[0] = '\0';
     ck_assert_int_eq(fcntl(unread, F_SETFL, O_NONBLOCK), 0);
     long long give_up_at = monotonic_ms() + 5000;
     while (strstr(text, "lines dropped") == NULL && monotonic_ms() < give_up_at) {
@@ -106,7 +118,7 @@ Suite *make_log_suite(void)
     tcase_add_test(tc, test_log_cuts_long_line_without_overflow);
     suite_add_tcase(suite, tc);
     TCase *queue = tcase_create("queue");
-    tcase_set_timeout(queue, 10); /* a log_event() that waits on the unread pipe would wait for ever */
+    tcase_set_timeout(queue, 5); /* a log_event() that waits on the unread pipe would wait for ever */
     tcase_add_test(queue, test_log_event_never_waits_for_a_stderr_nobody_reads);
     tcase_add_test(queue, test_log_reports_how_many_lines_it_dropped_once_stderr_drains);
     suite_add_tcase(suite, queue);

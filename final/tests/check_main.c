@@ -13,6 +13,7 @@ int main(void)
     srunner_add_suite(runner, make_cli_suite());
     srunner_add_suite(runner, make_log_suite());
     srunner_add_suite(runner, make_net_suite());
+    srunner_add_suite(runner, make_platform_suite());
     /* Whatever CK_FORK says: the net suite requests real stops, which cannot be undone within a process. */
     srunner_set_fork_status(runner, CK_FORK);
     srunner_run_all(runner, CK_NORMAL);

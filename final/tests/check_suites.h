@@ -8,5 +8,6 @@ Suite *make_line_framer_suite(void);
 Suite *make_cli_suite(void);
 Suite *make_log_suite(void);
 Suite *make_net_suite(void);
+Suite *make_platform_suite(void);
 
 #endif
