@@ -26,7 +26,7 @@
 #   make format           apply .clang-format to every C file
 #   make clean            remove everything built
 
-STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final
+STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop
 
 # stage_dir(name): "01" -> lessons/01-echo-blocking, "final" -> final.
 stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final))

@@ -8,7 +8,10 @@
 #
 # Variables a stage sets before including this file:
 #   COMMON_SRCS        sources linked into both programs and the unit tests
+#   POSIX_SRCS         sources that only the POSIX build links (lesson 04: its poller backend)
+#   WIN32_SRCS         sources that only the Windows build links
 #   CHECK_SRCS         the unit tests (tests/check_*.c, one suite a module)
+#   EXTRA_PROGRAMS     more POSIX programs `make` builds, by rules of the stage's own (lesson 04: server-poll)
 #   THREADS            -pthread from lesson 02 on (POSIX compile and link)
 
 CC          ?= cc
@@ -26,8 +29,8 @@ POSIX_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARNINGS)
 WIN32_FLAGS := -std=c11 -D_WIN32_WINNT=0x0600 -DWIN32_LEAN_AND_MEAN $(WARNINGS)
 WIN32_LIBS  := -lws2_32
 
-POSIX_OBJS  := $(patsubst %.c,$(BUILD)/posix/%.o,$(COMMON_SRCS) platform_posix.c)
-WIN32_OBJS  := $(patsubst %.c,$(BUILD)/win32/%.o,$(COMMON_SRCS) platform_win32.c)
+POSIX_OBJS  := $(patsubst %.c,$(BUILD)/posix/%.o,$(COMMON_SRCS) $(POSIX_SRCS) platform_posix.c)
+WIN32_OBJS  := $(patsubst %.c,$(BUILD)/win32/%.o,$(COMMON_SRCS) $(WIN32_SRCS) platform_win32.c)
 CHECK_OBJS  := $(patsubst %.c,$(BUILD)/posix/%.o,$(CHECK_SRCS))
 CHECK_FLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
@@ -35,7 +38,7 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
 .PHONY: all check windows clean
 .DEFAULT_GOAL := all
 
-all: server client
+all: server client $(EXTRA_PROGRAMS)
 
 server: $(BUILD)/posix/server.o $(POSIX_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(THREADS)
@@ -65,5 +68,5 @@ $(BUILD)/win32/%.o: %.c $(wildcard *.h) | $(BUILD)/win32
 	$(MINGW_CC) $(WIN32_FLAGS) -O2 -c -o $@ $<
 
 clean:
-	rm -rf $(BUILD) server client server.exe client.exe
+	rm -rf $(BUILD) server client server.exe client.exe $(EXTRA_PROGRAMS)
 .SECONDARY:

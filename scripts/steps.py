@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["lessons/01-echo-blocking", "lessons/02-threads", "lessons/03-graceful-shutdown", "final"]
-SKIP = shutil.ignore_patterns("build", "server", "client", "*.exe", "*.o")
+STAGES = ["lessons/01-echo-blocking", "lessons/02-threads", "lessons/03-graceful-shutdown", "final",
+          "lessons/04-event-loop"]
+SKIP = shutil.ignore_patterns("build", "server", "server-*", "client", "*.exe", "*.o")
 WORK = ROOT / "work"
 
 # What a failure looks like, tried in this order on its text: the name of the symptom a hint is chosen by.
@@ -616,7 +617,7 @@ def stage_files(path):
     for file in path.rglob("*"):
         relative = file.relative_to(path)
         if file.is_file() and not any(part in ("build",) for part in relative.parts) \
-                and file.name not in ("server", "client") and not file.name.endswith((".exe", ".o")):
+                and not (file.suffix == "" and os.access(file, os.X_OK)) and not file.name.endswith((".exe", ".o")):
             found.add(str(relative))
     return found - STAGE_METADATA
 

@@ -8,7 +8,8 @@ naming a key of the stage's stage.ini; stages without it are not collected.
 
 Environment:
   COURSE_STAGES   the stage directories to test (make test LESSON=02 sets it)
-  COURSE_BUILDS   "linux wine" (default) or just one of them
+  COURSE_BUILDS   "linux wine" (default) or just one of them; an event loop's server-poll runs with "linux"
+  COURSE_VARIANTS "no" leaves out the other builds of a server (server-poll)
   CI              when set, missing Wine is an error instead of a skip
   COURSE_SANITIZER  set by scripts/sanitize: the programs are sanitizer builds, so deadlines stretch
   COURSE_IMPL     a student's copy of the stage (make test IMPL=...): its programs are tested
@@ -27,7 +28,7 @@ import figures
 import harness
 from harness import COURSE_ROOT, Server, Stage, Target
 
-DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final"
+DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop"
 WINE_PREFIX = COURSE_ROOT / "build" / "wineprefix"
 WINE_ENV = {
     "WINEPREFIX": str(WINE_PREFIX),
@@ -123,16 +124,25 @@ def wants_build(item_or_function, build):
     return all(build in mark.args for mark in item_or_function.iter_markers("builds"))
 
 
+def variants_wanted():
+    """Whether the other builds of a server (server-poll) are tested too: yes, but for a student's copy (IMPL=),
+    a sanitizer run, or COURSE_VARIANTS=no."""
+    return not os.environ.get("COURSE_IMPL") and not os.environ.get("COURSE_SANITIZER") and \
+        os.environ.get("COURSE_VARIANTS", "yes") != "no"
+
+
 def pytest_generate_tests(metafunc):
     if "target" not in metafunc.fixturenames:
         return
     config = metafunc.config
     targets = [
-        Target(stage, build, WINE_ENV if build == "wine" else {})
+        Target(stage, build, WINE_ENV if build == "wine" else {}, variant)
         for stage in config.course_stages
         if wants(metafunc.definition, stage)
         for build in config.course_builds
         if wants_build(metafunc.definition, build)
+        # An event loop's server is also built with poll() (server-poll): the same tests run on it, Linux ones.
+        for variant in ([""] + (["poll"] if build == "linux" and stage.event_loop and variants_wanted() else []))
         if not os.environ.get("COURSE_ONLY_NEW") or is_new_in(metafunc.definition, stage)
     ]
     metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="module")

@@ -72,6 +72,8 @@ class Stage:
     timestamped_log: bool
     limits: bool
     live_client: bool  # the client prints what the server sends as it arrives, until the server closes
+    thread_per_client: bool  # each client has a thread of its own
+    event_loop: bool  # one thread and a poller serve every client
     new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
     programs: Path = None  # where server and client are: the stage itself, or a student's copy (IMPL)
 
@@ -92,6 +94,8 @@ class Stage:
             timestamped_log=section.getboolean("timestamped_log"),
             limits=section.getboolean("limits"),
             live_client=section.getboolean("live_client", fallback=False),
+            thread_per_client=section.getboolean("thread_per_client", fallback=section.getboolean("concurrent")),
+            event_loop=section.getboolean("event_loop", fallback=False),
             new=tuple(section.get("new", "").split()),
             programs=Path(os.environ["COURSE_IMPL"]).resolve() if os.environ.get("COURSE_IMPL") else path,
         )
@@ -105,21 +109,25 @@ class Stage:
 
 @dataclass
 class Target:
-    """A stage built for one platform: "linux" runs the programs, "wine" the .exe files under Wine."""
+    """A stage built for one platform: "linux" runs the programs, "wine" the .exe files under Wine. A variant
+    names another build of the server on the same platform: "poll" runs lesson 04's server-poll."""
 
     stage: Stage
     build: str
     wine_env: dict = field(default_factory=dict)
+    variant: str = ""
 
     @property
     def id(self):
-        return f"{self.stage.name}-{self.build}"
+        return f"{self.stage.name}-{self.build}" + (f"-{self.variant}" if self.variant else "")
 
     def command(self, program, *args):
         """The command line of "server" or "client"; SERVER= and CLIENT= put any program in their place."""
         if self.build == "wine":
             return ["wine", str(self.stage.programs / f"{program}.exe"), *args]
         chosen = os.environ.get(f"COURSE_{program.upper()}")
+        if program == "server" and self.variant:
+            program = f"server-{self.variant}"
         return [chosen if chosen else str(self.stage.programs / program), *args]
 
     def env(self):
@@ -451,13 +459,14 @@ class Connection:
     def flood_without_reading(self, limit=64 << 20):
         """Sends lines and reads no reply until the server takes nothing for 0.5 s: both directions
         are then full, and the server's thread for this client waits in send(). Returns the bytes
-        sent; self.stalled_since is when the last of them went out. Leaves the socket non-blocking.
+        sent; self.flood_started is when the first of them went, self.stalled_since when the last did. Leaves
+        the socket non-blocking.
         Open with receive_buffer=4096 so that this happens after a few MiB, not hundreds."""
         __tracebackhide__ = True
         chunk = b"x\n" * 32768
         self.sock.setblocking(False)
         sent = 0
-        self.stalled_since = time.monotonic()
+        self.flood_started = self.stalled_since = time.monotonic()
         while sent < limit:
             _, writable, _ = select.select([], [self.sock], [], 0.5)
             if not writable:

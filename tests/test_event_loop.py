@@ -1,0 +1,168 @@
+"""Lesson 04 on: one thread serves every client, with an event loop."""
+
+import resource
+import select
+import selectors
+import socket
+import time
+
+import pytest
+
+from figures import record
+from harness import SHUTDOWN_NOTICE, Server
+
+pytestmark = pytest.mark.needs("event_loop")
+
+
+def as_many_descriptors_as_allowed():
+    """Raises this process's open-file limit to its hard limit: one descriptor per connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+@pytest.mark.builds("linux")  # /proc, and ten thousand descriptors on both sides
+@pytest.mark.measures_resources
+def test_ten_thousand_clients_at_once_are_served_by_one_thread(target, connections):
+    count = 10000
+    if as_many_descriptors_as_allowed() < count + 100:
+        pytest.skip(f"this machine allows fewer than {count + 100} open files per process")
+    server = Server(target, "--max-clients", str(count + 10), preexec=as_many_descriptors_as_allowed)
+    opened = []
+    try:
+        keeper = server.connect()
+        connections.append(keeper)
+        keeper.round_trip(b"baseline")
+        _, threads, rss = server.resources()
+        for _ in range(count):
+            opened.append(socket.create_connection((server.host, server.port)))
+        # Every client sends a line, then all replies are awaited at once: one thread must serve them all.
+        selector = selectors.DefaultSelector()
+        reply = target.stage.reply(b"x")
+        pending = {}
+        for sock in opened:
+            sock.sendall(b"x\n")
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ)
+            pending[sock] = b""
+        end = time.monotonic() + target.deadline(30)
+        while pending and time.monotonic() < end:
+            for key, _ in selector.select(timeout=1):
+                got = key.fileobj.recv(100)
+                pending[key.fileobj] += got
+                if not got or len(pending[key.fileobj]) >= len(reply):
+                    assert pending[key.fileobj] == reply, f"a client got {pending[key.fileobj]!r}"
+                    selector.unregister(key.fileobj)
+                    del pending[key.fileobj]
+        assert not pending, f"{len(pending)} of {count} clients got no reply\n{server.log()}"
+        fds, now_threads, now_rss = server.resources()
+        # The main thread serves them; the log's writer is the only other thread.
+        assert now_threads <= threads and now_threads <= 2, (
+            f"{now_threads} threads serve {count} clients (before them: {threads}): one thread, and the log's "
+            f"writer, should\n{server.log()}")
+        per_client = (now_rss - rss) / count
+        assert per_client < 8, (f"{per_client:.1f} KiB of resident memory per connected client: a buffer per "
+                                f"client that waits for nothing? ({rss} -> {now_rss} KiB)\n{server.log()}")
+        record(target, "KiB per connected client, 10000 clients", round(per_client, 2))
+    finally:
+        for sock in opened:
+            sock.close()
+        server.stop()
+
+
+@pytest.mark.builds("linux")  # /proc
+def test_a_thousand_connections_at_once_are_accepted_by_one_thread(target, connections):
+    """The listener is non-blocking: one wake-up accepts every connection that waits, until accept() would
+    block, and no thread is started for any of them. Each is logged as it comes and as it goes."""
+    count = 1000
+    as_many_descriptors_as_allowed()
+    server = Server(target, "--max-clients", str(count + 10), preexec=as_many_descriptors_as_allowed)
+    opened = []
+    try:
+        _, threads, _ = server.resources()
+        opened = [socket.create_connection((server.host, server.port)) for _ in range(count)]
+        connected = server.stderr.wait_for_count(r" connected$", count, target.deadline(10))
+        assert connected == count, f"{connected} of {count} connections were logged 'connected'\n{server.log()}"
+        _, now_threads, _ = server.resources()
+        assert now_threads <= threads, (f"{now_threads} threads with {count} clients connected, {threads} before "
+                                        f"them: the loop accepts them, it starts no thread\n{server.log()}")
+        for sock in opened:
+            sock.close()
+        gone = server.stderr.wait_for_count(r" disconnected after \d+ lines$", count, target.deadline(10))
+        assert gone == count, (f"{gone} of {count} closed connections were logged 'disconnected': close a "
+                               f"connection when recv() says the client has gone\n{server.log()}")
+    finally:
+        for sock in opened:
+            sock.close()
+        server.stop()
+
+
+def test_a_client_that_leaves_more_than_max_output_unread_is_closed_and_logged(start_server, connections, target):
+    """Replies the socket cannot take wait in the client's own buffer, up to --max-output bytes: a client that
+    sends lines and never reads their replies passes that cap, and is closed, while another is served."""
+    server = start_server("--max-output", "65536", "--send-timeout", "0")
+    other = server.connect()
+    connections.append(other)
+    other.round_trip(b"before")
+    flooder = server.connect(receive_buffer=4096)
+    connections.append(flooder)
+    flooder.sock.setblocking(False)
+    chunk = b"x\n" * 32768
+    pattern = rf"127\.0\.0\.1:{flooder.sock.getsockname()[1]} error: leaves more than 65536 bytes of replies unread"
+    end = time.monotonic() + target.deadline(20)
+    closed = None
+    while closed is None and time.monotonic() < end:
+        if select.select([], [flooder.sock], [], 0.05)[1]:
+            try:
+                flooder.sock.send(chunk)
+            except BlockingIOError:
+                pass
+            except ConnectionError:
+                pass  # closed with lines unread: a reset
+        closed = server.stderr.wait_for(pattern, 0)
+    assert closed, (f"a client that flooded lines and read nothing for {target.deadline(20):.0f} s was not "
+                    f"closed at --max-output 65536 (no stderr line matching {pattern!r})\n{server.log()}")
+    other.round_trip(b"after")
+
+
+@pytest.mark.builds("linux")  # thousands of descriptors on both sides
+def test_ctrl_c_with_two_thousand_clients_on_one_thread_tells_each_and_ends_within_the_stops_second(target):
+    """The stop reaches the loop as one more readable descriptor: it stops accepting, queues the notice for
+    every client, sends what fits, and closes each client as soon as it has it all; none is waited on past
+    the stop's second (NET_STOP_SEND_WAIT_MS). The same thread serves them all, and stops them all."""
+    count = 2000
+    as_many_descriptors_as_allowed()
+    server = Server(target, "--max-clients", str(count + 10), preexec=as_many_descriptors_as_allowed)
+    opened = []
+    try:
+        _, threads, _ = server.resources()
+        opened = [socket.create_connection((server.host, server.port)) for _ in range(count)]
+        connected = server.stderr.wait_for_count(r" connected$", count, target.deadline(10))
+        assert connected == count, f"{connected} of {count} connections were logged 'connected'\n{server.log()}"
+        _, now_threads, _ = server.resources()
+        assert now_threads <= threads, (f"{now_threads} threads with {count} clients connected, {threads} before "
+                                        f"them: one loop serves them, and stops them\n{server.log()}")
+        started = time.monotonic()
+        server.interrupt()
+        code = server.wait(target.deadline(3))
+        took = time.monotonic() - started
+        assert code == 0, (f"the server exited {code} (None: still running) {took:.1f} s after Ctrl+C with {count} "
+                           f"idle clients connected, expected 0 within the stop's second and some margin: does the "
+                           f"stop wake the loop, and each client close once its notice is out?\n{server.log()}")
+        told = 0
+        for sock in opened:
+            sock.settimeout(target.deadline(2))
+            received = b""
+            while True:
+                chunk = sock.recv(100)
+                if not chunk:
+                    break
+                received += chunk
+            told += received == SHUTDOWN_NOTICE
+        assert told == count, f"{told} of {count} clients got the notice and then the end of the stream\n" \
+                              f"{server.log()}"
+        record(target, f"Ctrl+C with {count} clients connected (s)", round(took, 2))
+    finally:
+        for sock in opened:
+            sock.close()
+        server.stop()
