@@ -28,8 +28,9 @@ void log_event(const char *who, const char *format, ...);
 /*
  * Stops the log once the writer has written what is queued, waiting at most
  * timeout_ms: a stderr that takes nothing must not hold up the exit.
- * Returns 0 when all was written, or -1 when the time ran out (the writer,
- * still waiting on stderr, then ends with the process).
+ * Returns 0 when all was written, or -1 when the time ran out: the writer
+ * still waits on stderr, and ends with the process, unless a later
+ * log_stop() finds it done.
  */
 int log_stop(int timeout_ms);
 
