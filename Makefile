@@ -4,7 +4,7 @@
 #   make run              build and start the final server on 127.0.0.1:9090
 #   make client           start the final client (in a second terminal)
 #   make test             install what is missing, then every test of every stage
-#   make test LESSON=02   one stage: 01, 02, 03 or final (the course's own code)
+#   make test LESSON=02   one stage: 01, 02, 03, final or 04 (the course's own code)
 #     IMPL=work/02-threads    ...your copy of that stage (see make start): its steps in order, stopping at the
 #                                first that fails, then the whole stage; with ONLY=1 the steps alone
 #     SERVER=prog CLIENT=prog ...test any programs, written in any language
@@ -29,7 +29,7 @@
 STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop
 
 # stage_dir(name): "01" -> lessons/01-echo-blocking, "final" -> final.
-stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final))
+stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final 04))
 
 SELECTED := $(if $(LESSON),$(call stage_dir,$(LESSON)),$(STAGES))
 PYTHON = $(shell scripts/find-python)
@@ -38,7 +38,7 @@ PYTHON = $(shell scripts/find-python)
 # are used); SERVER and CLIENT are programs of any kind (only the harness runs).
 ifneq ($(IMPL)$(SERVER)$(CLIENT),)
 ifeq ($(LESSON),)
-$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03 or final: the stage whose tests to run)
+$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03, final or 04: the stage whose tests to run)
 endif
 endif
 BUILT := $(if $(IMPL),$(IMPL),$(if $(SERVER)$(CLIENT),,$(SELECTED)))
@@ -143,7 +143,7 @@ docs:
 
 diff:
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=01 TO=02" >&2; exit 2; }
-	@diff -ru -x build -x server -x client -x '*.exe' -x README.md -x stage.ini -x starter.ini \
+	@diff -ruN -x build -x server -x 'server-*' -x client -x '*.exe' -x README.md -x stage.ini -x starter.ini \
 	    $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)) || true
 
 format:

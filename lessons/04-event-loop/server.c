@@ -511,6 +511,31 @@ static int wait_ms(const struct loop *loop, long long now)
     return until <= now ? 0 : (int)(until - now);
 }
 
+/*
+ * Makes the listener non-blocking and a poller that watches it and the
+ * stop. Returns 0, or -1 with the reason in err.
+ */
+static int start_watching(struct loop *loop, char *err, size_t err_len)
+{
+    /* Non-blocking, like every socket here: accept() until it says "would block". */
+    if (sock_set_nonblocking(loop->listener, true) != 0) {
+        snprintf(err, err_len, "cannot make the listening socket non-blocking");
+        return -1;
+    }
+    loop->poller = poller_create(64);
+    if (loop->poller == NULL) {
+        snprintf(err, err_len, "cannot create the poller (%s)", poller_name());
+        return -1;
+    }
+    /* The loop owns its stop: it hears it as one more descriptor becoming readable. */
+    if (poller_add(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark) != 0 ||
+        poller_add(loop->poller, stop_descriptor(), POLLER_READ, &loop->stop_mark) != 0) {
+        snprintf(err, err_len, "cannot watch the listener and the stop with %s", poller_name());
+        return -1;
+    }
+    return 0;
+}
+
 /* The loop: wait, dispatch, expire; until the stop has been given its time and every client is gone. */
 static void run(struct loop *loop)
 {
@@ -584,6 +609,7 @@ int main(int argc, char **argv)
         usage_error(usage_text, "%s", err);
     if (opts.help) {
         fputs(usage_text, stdout);
+        free(loop);
         return EXIT_OK;
     }
     loop->session_limits = (struct session_limits){.max_line = (size_t)limits->max_line,
@@ -597,16 +623,8 @@ int main(int argc, char **argv)
     loop->listener = net_listen(opts.host, opts.port, err, sizeof err);
     if (loop->listener == SOCKET_INVALID)
         die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
-    /* Non-blocking, like every socket here: accept() until it says "would block". */
-    if (sock_set_nonblocking(loop->listener, true) != 0)
-        die("cannot make the listening socket non-blocking");
-    loop->poller = poller_create(64);
-    if (loop->poller == NULL)
-        die("cannot create the poller (%s)", poller_name());
-    /* The loop owns its stop: it hears it as one more descriptor becoming readable. */
-    if (poller_add(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark) != 0 ||
-        poller_add(loop->poller, stop_descriptor(), POLLER_READ, &loop->stop_mark) != 0)
-        die("cannot watch the listener and the stop with %s", poller_name());
+    if (start_watching(loop, err, sizeof err) != 0)
+        die("%s", err);
     ignore_broken_pipes(); /* a client gone, or stderr piped into a program that ended, must not end the
                               server */
     if (log_start() != 0)
