@@ -202,11 +202,14 @@ int main(int argc, char **argv)
         die("cannot start the thread that reads the keyboard");
     int status = print_until_closed(&session);
     /*
-     * The keyboard thread has ended if the input had; if the server went
-     * first, it may wait for a line for ever. Ending the program ends it.
+     * The keyboard thread has ended, or is about to, if the input had; if
+     * the server went first, it may wait for a line for ever. So it is let
+     * go rather than joined, and ending the program ends it.
      */
     if (atomic_load(&session.input_done))
         thread_join(keyboard);
+    else
+        thread_detach(keyboard);
     sock_close(server);
     net_cleanup();
     return status;
