@@ -20,6 +20,7 @@ Environment:
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -27,6 +28,17 @@ import pytest
 import figures
 import harness
 from harness import COURSE_ROOT, Server, Stage, Target
+
+# A program started in the background by a shell without job control (`cmd &`
+# in a script, nohup) finds Ctrl+C (SIGINT) and SIGQUIT ignored, and every
+# server started from here would inherit that: one without a handler of its
+# own (lessons 01 and 02) then outlives each Ctrl+C the tests send, and each
+# teardown waits for its deadline. Python leaves an ignored SIGINT ignored;
+# restoring the defaults gives each server a terminal's usual Ctrl+C,
+# however the tests were started.
+for _sig in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
 DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop"
 WINE_PREFIX = COURSE_ROOT / "build" / "wineprefix"
