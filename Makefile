@@ -4,7 +4,7 @@
 #   make run              build and start the final server on 127.0.0.1:9090
 #   make client           start the final client (in a second terminal)
 #   make test             install what is missing, then every test of every stage
-#   make test LESSON=02   one stage: 01, 02, 03, final or 04 (the course's own code)
+#   make test LESSON=02   one stage: 01, 02, 03, final, 04 or 05 (the course's own code)
 #     IMPL=work/02-threads    ...your copy of that stage (see make start): its steps in order, stopping at the
 #                                first that fails, then the whole stage; with ONLY=1 the steps alone
 #     SERVER=prog CLIENT=prog ...test any programs, written in any language
@@ -18,7 +18,7 @@
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
 #   make sanitize         Check tests and harness under ASan+UBSan, then TSan
-#   make fuzz             fuzz the line framer for FUZZ_SECONDS (default 60)
+#   make fuzz             fuzz the line framer, then lesson 05's RESP parser, FUZZ_SECONDS each (default 60)
 #   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
 #   make bench            measure every stage (and Redis); writes docs/benchmarks.md and two plots
 #   make docs             regenerate the diagrams (SVG) from docs/diagrams/*.dot
@@ -26,10 +26,10 @@
 #   make format           apply .clang-format to every C file
 #   make clean            remove everything built
 
-STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop
+STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop lessons/05-commands
 
 # stage_dir(name): "01" -> lessons/01-echo-blocking, "final" -> final.
-stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final 04))
+stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final 04 05))
 
 SELECTED := $(if $(LESSON),$(call stage_dir,$(LESSON)),$(STAGES))
 PYTHON = $(shell scripts/find-python)
@@ -38,7 +38,7 @@ PYTHON = $(shell scripts/find-python)
 # are used); SERVER and CLIENT are programs of any kind (only the harness runs).
 ifneq ($(IMPL)$(SERVER)$(CLIENT),)
 ifeq ($(LESSON),)
-$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03, final or 04: the stage whose tests to run)
+$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03, final, 04 or 05: the stage whose tests to run)
 endif
 endif
 BUILT := $(if $(IMPL),$(IMPL),$(if $(SERVER)$(CLIENT),,$(SELECTED)))
@@ -114,16 +114,25 @@ check-stages:
 sanitize: deps
 	@scripts/sanitize
 
-# libFuzzer with ASan+UBSan on final/'s framer, compared line by line with a reference.
-# New inputs go to build/fuzz-corpus, so the committed seeds stay as they are.
+# libFuzzer with ASan+UBSan on final/'s framer, compared line by line with a reference, then on lesson
+# 05's RESP parser, whole against chunked. New inputs go to build/, so the committed seeds stay as they are.
+RESP_DIR := lessons/05-commands
 fuzz: deps
-	@mkdir -p build/fuzz-corpus
+	@mkdir -p build/fuzz-corpus build/fuzz-resp-corpus
 	@cp final/tests/fuzz-corpus/* build/fuzz-corpus/
+	@cp $(RESP_DIR)/tests/fuzz-resp-corpus/* build/fuzz-resp-corpus/
 	clang $(FUZZ_FLAGS) -Ifinal -o build/fuzz_line_framer final/tests/fuzz_line_framer.c final/line_framer.c
-	@build/fuzz_line_framer build/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
-	    -rss_limit_mb=1024 -print_final_stats=1 > build/fuzz.log 2>&1; \
-	    status=$$?; grep -E '^#[0-9]+[[:space:]]+DONE|^Done|stat::number_of_executed_units|ERROR|SUMMARY' build/fuzz.log; \
-	    echo "fuzz: exit status $$status (0: no crash, leak or hang)"; exit $$status
+	clang $(FUZZ_FLAGS) -I$(RESP_DIR) -o build/fuzz_resp $(RESP_DIR)/tests/fuzz_resp.c $(RESP_DIR)/resp.c
+	@for target in line_framer resp; do \
+	    log=build/fuzz$$([ $$target = resp ] && echo -resp).log; \
+	    corpus=build/fuzz$$([ $$target = resp ] && echo -resp)-corpus; \
+	    build/fuzz_$$target $$corpus -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+	        -rss_limit_mb=1024 -print_final_stats=1 > $$log 2>&1; \
+	    status=$$?; echo "fuzz_$$target:"; \
+	    grep -E '^#[0-9]+[[:space:]]+DONE|^Done|stat::number_of_executed_units|ERROR|SUMMARY' $$log; \
+	    echo "fuzz_$$target: exit status $$status (0: no crash, leak or hang)"; \
+	    [ $$status -eq 0 ] || exit $$status; \
+	done
 
 reliability: all
 	@rm -rf build/figures.json build/sanitizers build/fuzz.log

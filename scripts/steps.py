@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["lessons/01-echo-blocking", "lessons/02-threads", "lessons/03-graceful-shutdown", "final",
-          "lessons/04-event-loop"]
+          "lessons/04-event-loop", "lessons/05-commands"]
 SKIP = shutil.ignore_patterns("build", "server", "server-*", "client", "*.exe", "*.o")
 WORK = ROOT / "work"
 

@@ -40,7 +40,7 @@ for _sig in (signal.SIGINT, signal.SIGQUIT):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
-DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop"
+DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop lessons/05-commands"
 WINE_PREFIX = COURSE_ROOT / "build" / "wineprefix"
 WINE_ENV = {
     "WINEPREFIX": str(WINE_PREFIX),
@@ -76,6 +76,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "plain_build_only: sets process limits that sanitizer runtimes cannot start under"
     )
+    config.addinivalue_line("markers", "any_protocol: applies to every stage, RESP ones (commands = yes) included")
     config.addinivalue_line("markers", "builds(*names): run only on these builds, e.g. builds('linux') for POSIX signals")
     stages = selected_stages()
     builds = os.environ.get("COURSE_BUILDS", "linux wine").split()
@@ -113,7 +114,12 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def wants(item_or_function, stage):
-    """Whether a test's needs/needs_not markers allow this stage."""
+    """Whether a test's needs/needs_not markers allow this stage. A stage that speaks RESP (commands = yes)
+    answers no line with the same reply, so it runs only the tests that say they apply to it: those marked
+    needs("commands") or any_protocol."""
+    if stage.commands and not any(mark.args[0] == "commands" for mark in item_or_function.iter_markers("needs")) \
+            and not any(True for _ in item_or_function.iter_markers("any_protocol")):
+        return False
     for mark in item_or_function.iter_markers("needs"):
         if not getattr(stage, mark.args[0]):
             return False

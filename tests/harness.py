@@ -74,6 +74,7 @@ class Stage:
     live_client: bool  # the client prints what the server sends as it arrives, until the server closes
     thread_per_client: bool  # each client has a thread of its own
     event_loop: bool  # one thread and a poller serve every client
+    commands: bool  # requests are commands in RESP (lesson 05 on), not lines that get the same reply
     new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
     programs: Path = None  # where server and client are: the stage itself, or a student's copy (IMPL)
 
@@ -96,6 +97,7 @@ class Stage:
             live_client=section.getboolean("live_client", fallback=False),
             thread_per_client=section.getboolean("thread_per_client", fallback=section.getboolean("concurrent")),
             event_loop=section.getboolean("event_loop", fallback=False),
+            commands=section.getboolean("commands", fallback=False),
             new=tuple(section.get("new", "").split()),
             programs=Path(os.environ["COURSE_IMPL"]).resolve() if os.environ.get("COURSE_IMPL") else path,
         )

@@ -5,6 +5,9 @@ import socket
 
 import pytest
 
+# Every stage's programs take these command lines, lesson 05's RESP ones too.
+pytestmark = pytest.mark.any_protocol
+
 PROGRAMS = ["server", "client"]
 BAD_ARGUMENTS = [
     ["--port", "70000"],
@@ -52,6 +55,7 @@ def ipv6_loopback_works():
         return False
 
 
+@pytest.mark.needs_not("commands")  # the client sends a line and expects its reply
 def test_server_on_ipv6_loopback_names_it_in_brackets_and_serves_the_client(start_server, target):
     if not ipv6_loopback_works():
         pytest.skip("this machine cannot listen on ::1: the IPv6 path cannot be tried here")

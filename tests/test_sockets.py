@@ -29,6 +29,7 @@ def not_inherited(sockets):
 
 # A socket without close-on-exec stays open in any program the server (or a library in it) starts: the
 # listening port then outlives the server, and a client's connection outlives the server's close.
+@pytest.mark.any_protocol
 @pytest.mark.builds("linux")
 def test_listening_socket_is_not_inherited_by_started_programs(server):
     sockets = socket_descriptors(server.process.pid)

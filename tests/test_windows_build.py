@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.any_protocol
+
 # Windows' own DLLs; anything else (libwinpthread-1.dll, libgcc_s_seh-1.dll, cygwin1.dll) must not appear.
 SYSTEM_DLLS = {"kernel32.dll", "msvcrt.dll", "ws2_32.dll", "user32.dll", "advapi32.dll", "ucrtbase.dll"}
 
