@@ -41,6 +41,10 @@ struct session {
     bool interactive;       /* stdin is a terminal: show a prompt */
     atomic_bool input_done; /* the keyboard thread has sent all it ever will ("exit", or the end of stdin) */
     atomic_long lines_sent; /* lines sent, "exit" left out: each is owed a reply */
+    /* When the keyboard thread may end (see keyboard_done()): */
+    mutex_t lock;
+    cond_t changed;
+    bool may_end; /* main will join it */
     /* The main thread's alone: */
     bool prompt_showing; /* "> " was the last thing printed */
     bool line_open;      /* the last thing printed did not end its line */
@@ -84,6 +88,22 @@ static bool is_exit_line(const char *line, size_t len)
 }
 
 /*
+ * The keyboard thread's last act, once it has sent all it will and said
+ * so (input_done): it ends only when main says it will join it. A thread that ends while the process
+ * exits races with exit()'s own clean-up (under AddressSanitizer, glibc's
+ * _dl_fini() crashed), so when the server went first and main leaves
+ * without joining, this thread waits here, or in its read, until the
+ * process is gone.
+ */
+static void keyboard_done(struct session *session)
+{
+    mutex_lock(&session->lock);
+    while (!session->may_end)
+        cond_wait(&session->changed, &session->lock, -1);
+    mutex_unlock(&session->lock);
+}
+
+/*
  * The keyboard thread: sends each line of stdin as it comes, until "exit"
  * or the end of the input, then ends the stream towards the server (it
  * still sends what it owes, then closes). A failed send ends it too: the
@@ -114,9 +134,9 @@ static void send_typed_lines(void *arg)
             break;
         mid_line = !line_done;
     }
-    atomic_store(&session->input_done, true);
-    sock_stop_sending(
-        session->server); /* the server answers what it has, then closes: the main thread sees it */
+    atomic_store(&session->input_done, true); /* before the server can see the end, and close */
+    sock_stop_sending(session->server);       /* the server answers what it has, then closes: main sees it */
+    keyboard_done(session);
 }
 
 /* Prints the prompt when the user may type: interactive, and input still to come. */
@@ -192,8 +212,13 @@ int main(int argc, char **argv)
     if (server == SOCKET_INVALID)
         die("cannot connect to %s:%s: %s", opts.host, opts.port, err);
 
-    struct session session = {.server = server, .interactive = stdin_is_terminal()};
+    /* static: the keyboard thread may still wait in it while the program ends, after main() has returned */
+    static struct session session;
+    session.server = server;
+    session.interactive = stdin_is_terminal();
     atomic_init(&session.input_done, false);
+    mutex_init(&session.lock);
+    cond_init(&session.changed);
     atomic_init(&session.lines_sent, 0);
     prompt(&session);
     fflush(stdout);
@@ -202,15 +227,21 @@ int main(int argc, char **argv)
         die("cannot start the thread that reads the keyboard");
     int status = print_until_closed(&session);
     /*
-     * The keyboard thread has ended, or is about to, if the input had; if
-     * the server went first, it may wait for a line for ever. So it is let
-     * go rather than joined, and ending the program ends it.
+     * If the input had ended, the keyboard thread waits in keyboard_done():
+     * let it end, join it, and clean up. If the server went first, the
+     * thread may wait for a line for ever, and may yet send on the socket:
+     * it is left where it is, the socket open (closing a socket another
+     * thread uses is docs/classic-mistakes.md #9), and ending the program
+     * ends both.
      */
-    if (atomic_load(&session.input_done))
+    mutex_lock(&session.lock);
+    session.may_end = atomic_load(&session.input_done);
+    cond_broadcast(&session.changed);
+    mutex_unlock(&session.lock);
+    if (session.may_end) {
         thread_join(keyboard);
-    else
-        thread_detach(keyboard);
-    sock_close(server);
-    net_cleanup();
+        sock_close(server);
+        net_cleanup();
+    }
     return status;
 }

@@ -210,11 +210,6 @@ void thread_join(thread_t thread)
     pthread_join(thread, NULL);
 }
 
-void thread_detach(thread_t thread)
-{
-    pthread_detach(thread);
-}
-
 void mutex_init(mutex_t *mutex)
 {
     pthread_mutex_init(mutex, NULL);

@@ -243,11 +243,6 @@ void thread_join(thread_t thread)
     CloseHandle(thread);
 }
 
-void thread_detach(thread_t thread)
-{
-    CloseHandle(thread); /* the thread runs on; only our handle to it goes */
-}
-
 void mutex_init(mutex_t *mutex)
 {
     InitializeSRWLock(mutex);

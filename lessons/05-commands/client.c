@@ -56,6 +56,10 @@ struct talk {
     atomic_bool input_done; /* the keyboard thread has sent all it ever will */
     atomic_long
         replies_owed; /* replies the commands sent are owed: one each, one a channel for (UN)SUBSCRIBE */
+    /* When the keyboard thread may end (see keyboard_done()): */
+    mutex_t lock;
+    cond_t changed;
+    bool may_end; /* main will join it */
     /* The main thread's alone: */
     bool prompt_showing; /* "> " was the last thing printed */
 };
@@ -179,6 +183,22 @@ static long replies_owed(const struct resp_arg *words, int n)
 }
 
 /*
+ * The keyboard thread's last act, once it has sent all it will and said
+ * so (input_done): it ends only when main says it will join it. A thread that ends while the process
+ * exits races with exit()'s own clean-up (under AddressSanitizer, glibc's
+ * _dl_fini() crashed), so when the server went first and main leaves
+ * without joining, this thread waits here, or in its read, until the
+ * process is gone.
+ */
+static void keyboard_done(struct talk *talk)
+{
+    mutex_lock(&talk->lock);
+    while (!talk->may_end)
+        cond_wait(&talk->changed, &talk->lock, -1);
+    mutex_unlock(&talk->lock);
+}
+
+/*
  * The keyboard thread: sends each line of stdin as a command as it comes,
  * until QUIT, "exit" or the end of the input, then ends the stream towards
  * the server. A failed send ends it too: the main thread will hear why
@@ -215,9 +235,9 @@ static void send_typed_commands(void *arg)
             break;
     }
     outbuf_release(&request);
-    atomic_store(&talk->input_done, true);
-    sock_stop_sending(
-        talk->server); /* the server answers what it has, then closes: the main thread sees it */
+    atomic_store(&talk->input_done, true); /* before the server can see the end, and close */
+    sock_stop_sending(talk->server);       /* the server answers what it has, then closes: main sees it */
+    keyboard_done(talk);
 }
 
 /* Prints the prompt when the user may type: interactive, and input still to come. */
@@ -387,8 +407,13 @@ int main(int argc, char **argv)
     if (server == SOCKET_INVALID)
         die("cannot connect to %s:%s: %s", opts.host, opts.port, err);
 
-    struct talk talk = {.server = server, .interactive = stdin_is_terminal()};
+    /* static: the keyboard thread may still wait in it while the program ends, after main() has returned */
+    static struct talk talk;
+    talk.server = server;
+    talk.interactive = stdin_is_terminal();
     atomic_init(&talk.input_done, false);
+    mutex_init(&talk.lock);
+    cond_init(&talk.changed);
     atomic_init(&talk.replies_owed, 0);
     prompt(&talk);
     fflush(stdout);
@@ -397,15 +422,21 @@ int main(int argc, char **argv)
         die("cannot start the thread that reads the keyboard");
     int status = print_until_closed(&talk);
     /*
-     * The keyboard thread has ended, or is about to, if the input had; if
-     * the server went first, it may wait for a line for ever. So it is let
-     * go rather than joined, and ending the program ends it.
+     * If the input had ended, the keyboard thread waits in keyboard_done():
+     * let it end, join it, and clean up. If the server went first, the
+     * thread may wait for a line for ever, and may yet send on the socket:
+     * it is left where it is, the socket open (closing a socket another
+     * thread uses is docs/classic-mistakes.md #9), and ending the program
+     * ends both.
      */
-    if (atomic_load(&talk.input_done))
+    mutex_lock(&talk.lock);
+    talk.may_end = atomic_load(&talk.input_done);
+    cond_broadcast(&talk.changed);
+    mutex_unlock(&talk.lock);
+    if (talk.may_end) {
         thread_join(keyboard);
-    else
-        thread_detach(keyboard);
-    sock_close(server);
-    net_cleanup();
+        sock_close(server);
+        net_cleanup();
+    }
     return status;
 }

@@ -150,12 +150,6 @@ int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg);
 /* Waits for a thread to finish and releases what it held. */
 void thread_join(thread_t thread);
 
-/*
- * Lets a thread go: nobody will join it, and it releases what it holds
- * when it ends (or when the program does, if that comes first).
- */
-void thread_detach(thread_t thread);
-
 /* Prepares, takes, gives back and finally releases a lock. */
 void mutex_init(mutex_t *mutex);
 void mutex_lock(mutex_t *mutex);
