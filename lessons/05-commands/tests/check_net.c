@@ -80,13 +80,20 @@ static void sleep_ms(long ms)
         continue; /* interrupted: sleep the rest */
 }
 
-/* A peer on its own thread that reads until the end of the stream, every pause_ms (0: at once). */
+/* A peer on its own thread that reads until the end of the stream (read_to_the_end()). */
 struct reader {
     socket_t sock;
     long pause_ms;
     size_t total;
 };
 
+/*
+ * Reads until the end of the stream: at once, or, with pause_ms, one
+ * buffer at most after each pause, a peer that makes room at that pace
+ * however the two threads are scheduled. (Draining all that waited after
+ * each pause let a sender that refills as fast as it is read keep the
+ * reader busy, so that under load no pause happened at all.)
+ */
 static void read_to_the_end(void *arg)
 {
     struct reader *reader = arg;
@@ -95,9 +102,12 @@ static void read_to_the_end(void *arg)
         if (reader->pause_ms > 0)
             sleep_ms(reader->pause_ms);
         long got;
-        while ((got = recv(reader->sock, buf, sizeof buf, reader->pause_ms > 0 ? MSG_DONTWAIT : 0)) > 0)
-            reader->total += (size_t)got;
-        if (got == 0 || !sock_error_is_would_block(sock_last_error()))
+        do {
+            got = recv(reader->sock, buf, sizeof buf, reader->pause_ms > 0 ? MSG_DONTWAIT : 0);
+            if (got > 0)
+                reader->total += (size_t)got;
+        } while (got > 0 && reader->pause_ms == 0);
+        if (got == 0 || (got < 0 && !sock_error_is_would_block(sock_last_error())))
             return; /* end of stream, or the test is over */
     }
 }
