@@ -31,7 +31,8 @@ struct hub {
     struct channel **table; /* the channels, hashed by name; NULL until the first SUBSCRIBE */
     size_t buckets;         /* the table's size, a power of two */
     size_t channel_count;   /* channels with at least one subscriber */
-    /* Called when a session's mailbox was empty and now holds a message; must not end any session. */
+    /* Called when a session's mailbox was empty and a PUBLISH filled it or marked it full; must end no
+     * session. */
     void (*wake)(void *driver, struct session *session);
     void *driver;                     /* wake()'s first argument */
     long long (*wall_clock_us)(void); /* microseconds since 1970 (TIME) */

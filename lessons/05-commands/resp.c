@@ -28,15 +28,15 @@ static enum resp_result refuse(char *why, size_t why_len, const char *format, ..
 
 /*
  * Reads a decimal number the way Redis's string2ll() does: an optional
- * '-', then digits, no '+', no spaces, no leading zero (but "0"). Returns
- * false for anything else, and for more than 18 digits.
+ * '-', then digits, no '+', no spaces, no leading zero (but "0", and so no
+ * "-0"). Returns false for anything else, and for more than 18 digits.
  */
 static bool parse_length(const char *digits, size_t len, long long *value)
 {
     bool negative = len > 0 && digits[0] == '-';
     size_t i = negative ? 1 : 0;
-    if (i == len || (digits[i] == '0' && len - i > 1))
-        return false;
+    if (i == len || (digits[i] == '0' && (len - i > 1 || negative)))
+        return false; /* "", "-", "01", "-0" */
     if (len - i > 18)
         return false; /* more digits than a long long surely holds, and than any length a request may have */
     long long n = 0;

@@ -9,7 +9,8 @@
  *                                        a NUL) may sit in an argument
  *   "ECHO hello\r\n"                     an inline command: framed by a
  *                                        delimiter, the end of the line,
- *                                        and split on spaces
+ *                                        and split on blanks (space, tab,
+ *                                        CR, VT, FF)
  *
  * resp_parse() looks at the bytes received so far and says: here is one
  * whole request (its arguments point into those bytes), or not enough yet,

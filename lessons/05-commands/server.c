@@ -689,7 +689,7 @@ int main(int argc, char **argv)
     }
     /* An unfinished request with a bulk string of the longest may wait; the query buffer must hold one. */
     if (limits->max_query < limits->max_bulk + 64 || limits->max_query < limits->max_inline + 2)
-        usage_error(usage_text, "--max-query must exceed --max-bulk and --max-inline");
+        usage_error(usage_text, "--max-query must be at least --max-bulk + 64 and --max-inline + 2");
     loop->session_limits = (struct session_limits){.resp = {.max_args = (size_t)limits->max_args,
                                                             .max_bulk = (size_t)limits->max_bulk,
                                                             .max_inline = (size_t)limits->max_inline},

@@ -167,6 +167,7 @@ START_TEST(test_resp_refuses_an_invalid_array_length)
 {
     CHECK_STREAM("*x\r\n", "ERR Protocol error: invalid multibulk length");
     CHECK_STREAM("*01\r\n", "ERR Protocol error: invalid multibulk length");
+    CHECK_STREAM("*-0\r\n", "ERR Protocol error: invalid multibulk length");
     CHECK_STREAM("*+1\r\n", "ERR Protocol error: invalid multibulk length");
     CHECK_STREAM("*\r\n", "ERR Protocol error: invalid multibulk length");
     CHECK_STREAM("*99999999999999999999\r\n", "ERR Protocol error: invalid multibulk length");
