@@ -199,8 +199,9 @@ def start_server(request, target):
         return server
 
     yield start
+    failed = getattr(request.node, "course_failed", False)
     for server in servers:
-        server.stop()
+        server.stop(graceful=not failed)
 
 
 @pytest.fixture
@@ -251,6 +252,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if not report.failed:
         return
+    item.course_failed = True  # its servers are killed at teardown, not stopped (Server.stop())
     servers = getattr(item, "course_servers", [])
     text = report.longreprtext
     if "--- server (" not in text:

@@ -32,6 +32,11 @@ LISTENING = re.compile(r"^listening on (\S+):(\d+)\r?$")
 # several times slower than plain ones: every deadline scales.
 SLOWDOWN = {"linux": 1.0, "wine": 4.0}
 SANITIZER_SLOWDOWN = 5.0 if os.environ.get("COURSE_SANITIZER") else 1.0
+# Waiting for a reply, Wine needs less: its programs start slowly, but once
+# running they answer in milliseconds. When scripts/steps.py runs one step
+# (COURSE_STEP_REPORT is set), a missing Win32 function then shows in 10 s,
+# not 20: a failing step should name itself fast.
+REPLY_SLOWDOWN = {"linux": 1.0, "wine": 2.0 if os.environ.get("COURSE_STEP_REPORT") else 4.0}
 
 # Wine (8.0, as Debian ships it) now and then ends a program before its
 # main() runs: exit code 1, not a byte on stdout or stderr. Seen about once
@@ -139,6 +144,10 @@ class Target:
 
     def deadline(self, seconds):
         return seconds * SLOWDOWN[self.build] * SANITIZER_SLOWDOWN
+
+    def reply_deadline(self, seconds):
+        """How long to wait for a running server's reply (see REPLY_SLOWDOWN)."""
+        return seconds * REPLY_SLOWDOWN[self.build] * SANITIZER_SLOWDOWN
 
     def run(self, program, *args, input=b"", timeout=10, env=None):
         """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n".
@@ -318,11 +327,13 @@ class Server:
             self.process.kill()
             self.process.wait(10)
 
-    def stop(self):
-        """Teardown: Ctrl+C, a bounded wait, then kill."""
+    def stop(self, graceful=True):
+        """Teardown: Ctrl+C, a bounded wait, then kill; or, after a failed test (graceful=False), kill at once:
+        the failure is reported already, and a server that missed its reply may miss its Ctrl+C too."""
         if self.process.poll() is None:
-            self.interrupt()
-            if self.wait(self.target.deadline(3)) is None:
+            if graceful:
+                self.interrupt()
+            if not graceful or self.wait(self.target.deadline(3)) is None:
                 self.kill()
         self.stdout.thread.join(5)
         if self.stderr.thread:
@@ -390,7 +401,7 @@ class Connection:
     def __init__(self, server, timeout=5, receive_buffer=None):
         """receive_buffer: a small SO_RCVBUF makes a client that does not read fill up quickly."""
         self.server = server
-        self.timeout = server.target.deadline(timeout)
+        self.timeout = server.target.reply_deadline(timeout)
         self.sent = b""
         self.received = b""
         try:
