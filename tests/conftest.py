@@ -117,8 +117,9 @@ def wants(item_or_function, stage):
     """Whether a test's needs/needs_not markers allow this stage. A stage that speaks RESP (commands = yes)
     answers no line with the same reply, so it runs only the tests that say they apply to it: those marked
     needs("commands") or any_protocol."""
-    if stage.commands and not any(mark.args[0] == "commands" for mark in item_or_function.iter_markers("needs")) \
-            and not any(True for _ in item_or_function.iter_markers("any_protocol")):
+    says_it_applies = any(mark.args[0] == "commands" for mark in item_or_function.iter_markers("needs")) or \
+        item_or_function.get_closest_marker("any_protocol") is not None
+    if stage.commands and not says_it_applies:
         return False
     for mark in item_or_function.iter_markers("needs"):
         if not getattr(stage, mark.args[0]):

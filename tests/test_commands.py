@@ -72,18 +72,21 @@ def test_socat_speaks_inline_commands_as_telnet_would(server):
                            b"+OK\r\n"), f"socat printed {done.stdout!r}; stderr {done.stderr!r}\n{server.log()}"
 
 
-def read_until(process, pattern, timeout):
-    """Reads a process's stdout until the text so far matches pattern; returns it (a readiness check)."""
+def read_until(fd, pattern, timeout, on_chunk=None):
+    """Reads a descriptor until the text so far matches pattern; returns it (a readiness check). on_chunk(chunk)
+    sees each piece read, to answer what the program asks of a terminal."""
     seen = b""
     end = time.monotonic() + timeout
     while not re.search(pattern, seen):
         left = end - time.monotonic()
-        ready, _, _ = select.select([process.stdout], [], [], max(left, 0))
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
         if not ready:
             raise AssertionError(f"waited {timeout:.0f} s for {pattern!r}; the output so far: {seen!r}")
-        chunk = os.read(process.stdout.fileno(), 4096)
+        chunk = os.read(fd, 4096)
         if not chunk:
             raise AssertionError(f"the output ended before {pattern!r}; it was: {seen!r}")
+        if on_chunk:
+            on_chunk(chunk)
         seen += chunk
     return seen
 
@@ -94,11 +97,11 @@ def test_a_message_published_reaches_every_subscriber(server):
                                     stdout=subprocess.PIPE) for _ in range(2)]
     try:
         for sub in subscribers:
-            read_until(sub, rb"subscribe\nnews\n1\n", server.target.deadline(10))
+            read_until(sub.stdout.fileno(), rb"subscribe\nnews\n1\n", server.target.deadline(10))
         assert redis_cli(server, "PUBLISH", "news", "hello all") == (0, "2\n")
         assert redis_cli(server, "PUBLISH", "weather", "rain") == (0, "0\n")
         for sub in subscribers:
-            read_until(sub, rb"message\nnews\nhello all\n", server.target.deadline(10))
+            read_until(sub.stdout.fileno(), rb"message\nnews\nhello all\n", server.target.deadline(10))
     finally:
         for sub in subscribers:
             sub.kill()
@@ -220,23 +223,18 @@ def test_an_interactive_redis_cli_session(server):
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(tool("redis-cli"), ["redis-cli", "-p", str(server.port)])
+    def answer_cursor_queries(chunk):
+        """The line editor asks where the cursor is (ESC [6n) and waits for a terminal's answer."""
+        for _ in range(chunk.count(b"\x1b[6n")):
+            os.write(fd, b"\x1b[1;1R")
+
     try:
-        seen = b""
         # Each answer ends with the next prompt: type only when the line editor waits for it.
         for typed, answer in ((None, rb"> $"), (b"PING\r", rb"PONG[\s\S]*> $"), (b"ECHO hi\r", rb'"hi"[\s\S]*> $'),
                               (b"CLIENT ID\r", rb"\(integer\) \d+[\s\S]*> $")):
             if typed:
                 os.write(fd, typed)
-            end = time.monotonic() + server.target.deadline(10)
-            while not re.search(answer, seen):
-                ready, _, _ = select.select([fd], [], [], max(end - time.monotonic(), 0))
-                assert ready, f"typed {typed!r}, waited for {answer!r}; the terminal shows {seen!r}"
-                chunk = os.read(fd, 4096)
-                # The line editor asks where the cursor is (ESC [6n) and waits for a terminal's answer.
-                for _ in range(chunk.count(b"\x1b[6n")):
-                    os.write(fd, b"\x1b[1;1R")
-                seen += chunk
-            seen = b""
+            read_until(fd, answer, server.target.deadline(10), answer_cursor_queries)
         os.write(fd, b"QUIT\r")
     finally:
         os.kill(pid, 9)

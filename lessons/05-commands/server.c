@@ -416,9 +416,7 @@ static void deliver_mail(struct loop *loop, long long now)
         if (outbuf_pending(mailbox) == 0)
             continue; /* its session was fed since, and took its mail along */
         struct outbuf *out = replies_to(loop, conn);
-        bool stored = outbuf_append(out, outbuf_data(mailbox), outbuf_pending(mailbox)) == 0;
-        outbuf_consume(mailbox, outbuf_pending(mailbox));
-        if (!stored) {
+        if (session_take_mail(&conn->session, out) != 0) {
             log_event(conn->peer, "error: out of memory for its messages, closing");
             outbuf_consume(out, outbuf_pending(out));
             conn_close(loop, conn);

@@ -106,16 +106,17 @@ static void move_deadlines(struct session *session, long long now, bool finished
 }
 
 /*
- * Moves the messages waiting in the mailbox to out, ahead of what comes
- * next: a subscriber must see a message published before its UNSUBSCRIBE
- * before that UNSUBSCRIBE's reply, or it would read it as a reply.
+ * Called here first in session_feed(), session_expire() and session_stop():
+ * a subscriber must see a message published before its UNSUBSCRIBE before
+ * that UNSUBSCRIBE's reply, or it would read it as a reply.
  */
-static void take_mail(struct session *session, struct outbuf *out)
+int session_take_mail(struct session *session, struct outbuf *out)
 {
-    if (outbuf_pending(&session->mailbox) == 0)
-        return;
-    outbuf_append(out, outbuf_data(&session->mailbox), outbuf_pending(&session->mailbox));
-    outbuf_consume(&session->mailbox, outbuf_pending(&session->mailbox));
+    struct outbuf *mailbox = &session->mailbox;
+    int stored =
+        outbuf_pending(mailbox) == 0 ? 0 : outbuf_append(out, outbuf_data(mailbox), outbuf_pending(mailbox));
+    outbuf_consume(mailbox, outbuf_pending(mailbox));
+    return stored;
 }
 
 enum session_verdict session_feed(struct session *session, const char *bytes, size_t len, long long now,
@@ -123,7 +124,7 @@ enum session_verdict session_feed(struct session *session, const char *bytes, si
 {
     unsigned long before = session->commands;
     enum session_verdict verdict = SESSION_OPEN;
-    take_mail(session, out);
+    session_take_mail(session, out);
     while (verdict == SESSION_OPEN && len > 0) {
         size_t used = 0;
         if (session->query_len == 0) {
@@ -167,7 +168,7 @@ long long session_deadline(const struct session *session)
 
 enum session_verdict session_expire(struct session *session, long long now, struct outbuf *out)
 {
-    take_mail(session, out);
+    session_take_mail(session, out);
     if (session->request_deadline != 0 && now >= session->request_deadline)
         return refuse(session, out, "request timeout");
     if (session->idle_deadline != 0 && now >= session->idle_deadline)
@@ -177,7 +178,7 @@ enum session_verdict session_expire(struct session *session, long long now, stru
 
 void session_stop(struct session *session, struct outbuf *out)
 {
-    take_mail(session, out);
+    session_take_mail(session, out);
     reply_error(out, "ERR server shutting down");
 }
 

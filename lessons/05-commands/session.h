@@ -85,6 +85,13 @@ long long session_deadline(const struct session *session);
  */
 enum session_verdict session_expire(struct session *session, long long now, struct outbuf *out);
 
+/*
+ * Moves the messages waiting in the mailbox to the end of out, to go out
+ * like replies. Returns 0, or -1 when out of memory: they are dropped, and
+ * the caller should close the session.
+ */
+int session_take_mail(struct session *session, struct outbuf *out);
+
 /* The server is stopping: appends the notice "-ERR server shutting down". */
 void session_stop(struct session *session, struct outbuf *out);
 
