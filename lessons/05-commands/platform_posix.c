@@ -198,6 +198,12 @@ static void *thread_trampoline(void *box_ptr)
     return NULL;
 }
 
+/*
+ * A new thread starts with SIGINT and SIGTERM blocked (it inherits the mask of
+ * the thread that creates it), so Ctrl+C is always handled by the main thread.
+ * Otherwise the kernel may pick any thread, even one that is ending, and the
+ * second Ctrl+C's _exit() would run there.
+ */
 int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg)
 {
     struct thread_start_box *box = malloc(sizeof *box);
@@ -205,7 +211,14 @@ int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg)
         return -1;
     box->fn = fn;
     box->arg = arg;
-    if (pthread_create(thread, NULL, thread_trampoline, box) != 0) {
+    sigset_t blocked, caller_mask;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, &caller_mask);
+    int status = pthread_create(thread, NULL, thread_trampoline, box);
+    pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
+    if (status != 0) {
         free(box);
         return -1;
     }

@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -153,6 +154,30 @@ START_TEST(test_ctrl_c_wakes_a_wait_that_is_already_asleep)
 }
 END_TEST
 
+/* Notes whether SIGINT and SIGTERM are blocked on the thread that runs it. */
+static void note_whether_stop_signals_are_blocked(void *blocked)
+{
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    *(bool *)blocked = sigismember(&mask, SIGINT) == 1 && sigismember(&mask, SIGTERM) == 1;
+}
+
+START_TEST(test_ctrl_c_is_handled_by_the_main_thread_never_by_a_started_one)
+{
+    bool blocked = false;
+    thread_t thread;
+    ck_assert_int_eq(thread_start(&thread, note_whether_stop_signals_are_blocked, &blocked), 0);
+    thread_join(thread);
+    ck_assert_msg(blocked,
+                  "a thread from thread_start() takes SIGINT or SIGTERM: the handler's _exit() could run on "
+                  "a thread that is ending");
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    ck_assert_msg(sigismember(&mask, SIGINT) == 0,
+                  "thread_start() left SIGINT blocked on the thread that called it");
+}
+END_TEST
+
 START_TEST(test_a_second_ctrl_c_exits_at_once_with_130)
 {
     pid_t child = fork();
@@ -188,6 +213,7 @@ Suite *make_platform_suite(void)
     tcase_add_test(stop, test_ctrl_c_ends_every_wait_from_then_on);
     tcase_add_test(stop, test_ctrl_c_wakes_a_wait_that_is_already_asleep);
     tcase_add_test(stop, test_a_second_ctrl_c_exits_at_once_with_130);
+    tcase_add_test(stop, test_ctrl_c_is_handled_by_the_main_thread_never_by_a_started_one);
     suite_add_tcase(suite, stop);
     return suite;
 }
