@@ -10,7 +10,9 @@ puts in its place and the TODO that explains it.
   steps.py start STAGE DEST [--through K]   copy a stage, its step code stubbed (steps 1..K kept)
   steps.py run STAGE [--impl DIR] [--only] [--json FILE] [--step N]
                                             build DIR and run the steps in order, stopping at the
-                                            first that fails; then the whole stage's tests
+                                            first that fails; then the whole stage's tests. The
+                                            step the last run stopped at runs first, the ones
+                                            before it after it (DIR/build/steps-current)
   steps.py progress                         one line per stage: steps done, and the next one
   steps.py watch STAGE [--impl DIR]         run the steps again whenever a file of DIR changes
   steps.py prove [STAGE ...]                CI: every step's tests catch its missing code
@@ -136,7 +138,8 @@ class Stage:
         return cls(path, steps, stubs, ini["stage"].get("changes", "").split())
 
     def validate(self):
-        """The problems of this stage's steps: stubs without a step, step code without a stub."""
+        """The problems of this stage's steps: stubs without a step, step code without a stub, a step without its
+        README section."""
         problems = []
         claimed = set()
         for step in self.steps:
@@ -152,6 +155,11 @@ class Stage:
         for key in self.stubs:
             if key not in claimed:
                 problems.append(f"starter.ini stubs {key[0]} {key[1]}(), which no step's code names")
+        headings = re.findall(r"^#+ (.+?)\s*$", (self.path / "README.md").read_text(), flags=re.M)
+        for step in self.steps:
+            if step.readme not in headings:
+                problems.append(f"step {step.name}: README.md has no section \"{step.readme}\" for its failures to send "
+                                f"the student to")
         return problems
 
 
@@ -379,21 +387,46 @@ def print_failure(stage, step, outcome):
     print()
 
 
-def run(stage, impl, only=False, json_path=None, single=None, quiet=False):
-    """Builds the copy and runs its steps in order; returns the list of Outcomes (and the whole stage's)."""
+def current_step_file(impl):
+    """Where a run leaves the name of the step it stopped at, for the next run to try first."""
+    return Path(impl) / "build" / "steps-current"
+
+
+def run_order(stage, impl, single, resume):
+    """The steps to run, as indexes: one step; or all in order; or, when the last run stopped at step k
+    (resume), k first, then the steps after it, then 1..k-1 again (they passed then, and must still pass)."""
+    if single:
+        return [single - 1], 0
+    names = [step.name for step in stage.steps]
+    saved = current_step_file(impl)
+    current = saved.read_text().strip() if resume and saved.exists() else ""
+    resumed = names.index(current) if current in names else 0
+    return list(range(resumed, len(names))) + list(range(resumed)), resumed
+
+
+def run(stage, impl, only=False, json_path=None, single=None, quiet=False, resume=False):
+    """Builds the copy and runs its steps; returns the list of Outcomes (and the whole stage's). The verdict is
+    the order's: every step before the first that fails has passed in this run. With resume, the step that
+    failed last time runs first, so that its failure shows within seconds; the steps before it run after."""
     impl = Path(impl).resolve()
     count = len(stage.steps)
     missing = wine_missing()
     say = (lambda *a, **k: None) if quiet else print
     say(f"== {stage.name}: the steps, on {os.path.relpath(impl, Path.cwd())}")
-    chosen = [stage.steps[single - 1]] if single else stage.steps
+    order, resumed = run_order(stage, impl, single, resume)
+    if resumed > 0:
+        say(f"(step {resumed + 1} first: your last run stopped there; steps 1 to {resumed} run again after it)")
     errors = build(impl, windows=False)
     windows_built = False
-    outcomes = []
-    failed = False
-    for step in chosen:
-        if failed:
-            outcomes.append(Outcome("not run"))
+    results = {}
+    stopped_ahead = stopped_behind = False  # a failure among the steps from `resumed` on, among those before it
+    for position, index in enumerate(order):
+        step = stage.steps[index]
+        if position > 0 and index == 0:
+            say(f"-- steps 1 to {resumed} again (they passed when you were last here):")
+        behind = index < resumed
+        if (stopped_behind if behind else stopped_ahead) or (errors is not None and results):
+            results[index] = Outcome("not run")  # behind a failure, or the build failed (said once)
             say(f"{step.label(count):48} not run")
             continue
         if errors is None and step.build == "wine" and missing is None and not windows_built:
@@ -403,16 +436,32 @@ def run(stage, impl, only=False, json_path=None, single=None, quiet=False):
             outcome = Outcome("fail", detail="your copy does not build:\n" + errors, symptom="build")
         else:
             outcome = run_step(stage, step, impl)
-        outcomes.append(outcome)
+        results[index] = outcome
         if outcome.result == "pass":
             say(f"{step.label(count):48} pass ({outcome.seconds:.1f} s)")
         elif outcome.result == "skipped":
             say(f"{step.label(count):48} skipped: {outcome.detail}")
         else:
-            failed = True
             say(f"{step.label(count):48} FAIL ({outcome.seconds:.1f} s, {outcome.symptom})")
             if not quiet:
                 print_failure(stage, step, outcome)
+            if behind:
+                say(f"    step {index + 1} passed before and fails now: mend it first (step {resumed + 1} may fail "
+                    f"because of it)\n")
+                stopped_behind = True
+            else:
+                stopped_ahead = True
+    failed = stopped_ahead or stopped_behind
+    chosen = [stage.steps[index] for index in sorted(results)]
+    outcomes = [results[index] for index in sorted(results)]
+    if not single and errors is None:  # a build error leaves the step you are on as it was
+        stopped = next((step.name for step, o in zip(chosen, outcomes) if o.result not in ("pass", "skipped")), None)
+        saved = current_step_file(impl)
+        if stopped:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(stopped + "\n")
+        elif saved.exists():
+            saved.unlink()
     whole = None
     if not failed and not only and not single and missing is None and not windows_built:
         errors = build(impl, windows=True)
@@ -466,7 +515,7 @@ def progress():
         if not work.exists():
             print(f"{stage.name:22} not started       make start LESSON={stage.lesson}")
             continue
-        outcomes, _ = run(stage, work, only=True, quiet=True)
+        outcomes, _ = run(stage, work, only=True, quiet=True, resume=True)
         done = passed_count(outcomes)
         count = len(stage.steps)
         if done == count:
@@ -488,7 +537,7 @@ def watch(stage, impl):
     impl = Path(impl).resolve()
     waiter = shutil.which("inotifywait")
     while True:
-        run(stage, impl, only=True)
+        run(stage, impl, only=True, resume=True)
         print(f"\nwatching {os.path.relpath(impl, Path.cwd())} for changes (Ctrl+C to stop)...", flush=True)
         if waiter:
             subprocess.run([waiter, "-q", "-r", "-e", "close_write,moved_to,create,delete", "--exclude", "/build/",
@@ -689,7 +738,7 @@ def main():
     if args.command == "watch":
         watch(stage, impl)
         return 0
-    outcomes, whole = run(stage, impl, args.only, args.json, args.step)
+    outcomes, whole = run(stage, impl, args.only, args.json, args.step, resume=True)
     ok = all(o.result in ("pass", "skipped") for o in outcomes) and (whole is None or whole.result == "pass")
     return 0 if ok else 1
 
