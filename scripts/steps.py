@@ -307,7 +307,7 @@ def run_pytest(stage, impl, tests, build_name, first_failure_only=True):
     args = [find_python(), "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "--tb=no", "-rN"]
     if first_failure_only:
         args.append("-x")
-    log = ROOT / "build" / "steps" / "pytest.log"
+    log = Path(impl) / "build" / "steps-pytest.log"  # the copy's own: two runs at once keep theirs apart
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         done = subprocess.run(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -454,7 +454,7 @@ def run(stage, impl, only=False, json_path=None, single=None, quiet=False, resum
     failed = stopped_ahead or stopped_behind
     chosen = [stage.steps[index] for index in sorted(results)]
     outcomes = [results[index] for index in sorted(results)]
-    if not single and errors is None:  # a build error leaves the step you are on as it was
+    if resume and not single and errors is None:  # a build error leaves the step you are on as it was
         stopped = next((step.name for step, o in zip(chosen, outcomes) if o.result not in ("pass", "skipped")), None)
         saved = current_step_file(impl)
         if stopped:
