@@ -78,7 +78,7 @@ check: deps
 
 # The harness runs the Linux programs, and the Windows ones under Wine when
 # MinGW-w64 and Wine are installed (tests/conftest.py says how it decides).
-# With IMPL, scripts/steps.py builds the copy and runs its steps in order.
+# With IMPL, scripts/steps.py builds the copy and runs its steps in order (from the one it last stopped at).
 ifneq ($(IMPL),)
 test: deps
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }

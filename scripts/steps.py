@@ -298,22 +298,30 @@ def run_checks(impl, suites):
     return not failures, "\n".join(failures)
 
 
-def run_pytest(stage, impl, tests, build_name, first_failure_only=True):
-    """Runs harness tests against the copy's programs; returns (passed, failures as dicts, count run)."""
+def run_pytest(stage, impl, tests, build_name, first_failure_only=True, one_step=True):
+    """Runs harness tests against the copy's programs; returns (passed, failures as dicts, count run).
+    one_step: the tests of one step (COURSE_ONE_STEP: Wine's replies are waited for less long)."""
     report = Path(tempfile.mkstemp(prefix="steps-", suffix=".jsonl")[1])
     env = dict(os.environ, COURSE_STAGES=str(stage.path.relative_to(ROOT)), COURSE_BUILDS=build_name,
                COURSE_IMPL=str(impl), COURSE_STEP_REPORT=str(report))
     env.pop("COURSE_ONLY_NEW", None)
+    env.pop("COURSE_ONE_STEP", None)
+    if one_step:
+        env["COURSE_ONE_STEP"] = "1"
     args = [find_python(), "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", "--tb=no", "-rN"]
     if first_failure_only:
         args.append("-x")
-    log = Path(impl) / "build" / "steps-pytest.log"  # the copy's own: two runs at once keep theirs apart
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
+    # Each run writes its own file, renamed to the copy's build/steps-pytest.log at the end: two runs at once
+    # (make watch beside make test) never read each other's.
+    (Path(impl) / "build").mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="steps-pytest-", suffix=".log", dir=Path(impl) / "build")
+    log = Path(name)
+    with os.fdopen(fd, "w") as out:
         done = subprocess.run(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     failures = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     report.unlink()
     text = log.read_text()
+    log.replace(log.parent / "steps-pytest.log")
     ran = re.search(r"(\d+) passed", text)
     count = int(ran.group(1)) if ran else 0
     if done.returncode not in (0, 1) or (done.returncode == 1 and not failures):
@@ -414,26 +422,30 @@ def run(stage, impl, only=False, json_path=None, single=None, quiet=False, resum
     say = (lambda *a, **k: None) if quiet else print
     say(f"== {stage.name}: the steps, on {os.path.relpath(impl, Path.cwd())}")
     order, resumed = run_order(stage, impl, single, resume)
+    errors = build(impl, windows=False)  # the Linux build: nothing runs without it
+    if errors is not None and not single:
+        order, resumed = list(range(count)), 0  # said once, at step 1, as in an ordered run
+    before = "step 1" if resumed == 1 else f"steps 1 to {resumed}"
     if resumed > 0:
-        say(f"(step {resumed + 1} first: your last run stopped there; steps 1 to {resumed} run again after it)")
-    errors = build(impl, windows=False)
-    windows_built = False
+        say(f"(step {resumed + 1} first: your last run stopped there; {before} run again after it)")
+    windows_errors, windows_built = None, False
     results = {}
-    stopped_ahead = stopped_behind = False  # a failure among the steps from `resumed` on, among those before it
+    failed_ahead = failed_behind = None  # the first failing step from `resumed` on, and before it
     for position, index in enumerate(order):
         step = stage.steps[index]
         if position > 0 and index == 0:
-            say(f"-- steps 1 to {resumed} again (they passed when you were last here):")
+            say(f"-- {before} again (passed when you were last here):")
         behind = index < resumed
-        if (stopped_behind if behind else stopped_ahead) or (errors is not None and results):
+        if (failed_behind if behind else failed_ahead) is not None or (errors is not None and results):
             results[index] = Outcome("not run")  # behind a failure, or the build failed (said once)
             say(f"{step.label(count):48} not run")
             continue
-        if errors is None and step.build == "wine" and missing is None and not windows_built:
+        if step.build == "wine" and missing is None and not windows_built:
             # The .exe files only once something runs them: this saves seconds on every run before.
-            errors, windows_built = build(impl, windows=True), True
-        if errors is not None:
-            outcome = Outcome("fail", detail="your copy does not build:\n" + errors, symptom="build")
+            windows_errors, windows_built = build(impl, windows=True), True
+        step_errors = errors if errors is not None else windows_errors if step.build == "wine" else None
+        if step_errors is not None:
+            outcome = Outcome("fail", detail="your copy does not build:\n" + step_errors, symptom="build")
         else:
             outcome = run_step(stage, step, impl)
         results[index] = outcome
@@ -446,32 +458,34 @@ def run(stage, impl, only=False, json_path=None, single=None, quiet=False, resum
             if not quiet:
                 print_failure(stage, step, outcome)
             if behind:
-                say(f"    step {index + 1} passed before and fails now: mend it first (step {resumed + 1} may fail "
-                    f"because of it)\n")
-                stopped_behind = True
+                failed_behind = index
+                why = "" if failed_ahead is None else f" (step {failed_ahead + 1} may fail because of it)"
+                say(f"    step {index + 1} passed before and fails now: mend it first{why}\n")
             else:
-                stopped_ahead = True
-    failed = stopped_ahead or stopped_behind
+                failed_ahead = index
+    failed = failed_ahead is not None or failed_behind is not None
     chosen = [stage.steps[index] for index in sorted(results)]
     outcomes = [results[index] for index in sorted(results)]
-    if resume and not single and errors is None:  # a build error leaves the step you are on as it was
-        stopped = next((step.name for step, o in zip(chosen, outcomes) if o.result not in ("pass", "skipped")), None)
+    stopped = next((step for step, o in zip(chosen, outcomes) if o.result not in ("pass", "skipped")), None)
+    if stopped and resumed > 0:
+        say(f"stopped at {stopped.label(count)}")
+    if resume and not single and errors is None:  # a Linux build error leaves the step you are on as it was
         saved = current_step_file(impl)
         if stopped:
             saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(stopped + "\n")
+            saved.write_text(stopped.name + "\n")
         elif saved.exists():
             saved.unlink()
     whole = None
     if not failed and not only and not single and missing is None and not windows_built:
-        errors = build(impl, windows=True)
-        if errors is not None:
+        windows_errors = build(impl, windows=True)
+        if windows_errors is not None:
             failed = True
-            say("the Windows build of your copy does not build:\n" + errors)
+            say("the Windows build of your copy does not build:\n" + windows_errors)
     if not failed and not only and not single:
         builds = "linux" if missing else "linux wine"
         started = time.monotonic()
-        passed, failures, ran = run_pytest(stage, impl, ["tests"], builds)
+        passed, failures, ran = run_pytest(stage, impl, ["tests"], builds, one_step=False)
         whole = Outcome("pass" if passed else "fail", time.monotonic() - started)
         if passed:
             say(f"{'the whole stage (' + builds + ')':48} pass ({ran} tests, {whole.seconds:.0f} s)")

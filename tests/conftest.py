@@ -213,8 +213,9 @@ def server(start_server):
 
 @pytest.fixture(scope="module")
 def shared_server(request, target):
-    """One server for a whole module of tests that each close their connections; killed at the end if one of
-    them failed (like start_server's servers, it may not hear Ctrl+C, and the failure is reported already)."""
+    """One server for a whole module of tests that each close their connections; killed at the end if a test
+    of the module failed (like start_server's servers, it may not hear Ctrl+C, and the failure is reported
+    already)."""
     server = Server(target)
     failed_before = request.session.testsfailed
     yield server

@@ -33,10 +33,11 @@ LISTENING = re.compile(r"^listening on (\S+):(\d+)\r?$")
 SLOWDOWN = {"linux": 1.0, "wine": 4.0}
 SANITIZER_SLOWDOWN = 5.0 if os.environ.get("COURSE_SANITIZER") else 1.0
 # Waiting for a reply, Wine needs less: its programs start slowly, but once
-# running they answer in milliseconds. When scripts/steps.py runs one step
-# (COURSE_STEP_REPORT is set), a missing Win32 function then shows in 7.5 s,
-# not 20: a failing step should name itself fast.
-REPLY_SLOWDOWN = {"linux": 1.0, "wine": 1.5 if os.environ.get("COURSE_STEP_REPORT") else 4.0}
+# running they answer in milliseconds. When scripts/steps.py runs one step's
+# tests (COURSE_ONE_STEP is set), a missing Win32 function then shows in
+# 7.5 s, not 20: a failing step should name itself fast. The whole stage's
+# run, with its heavy reliability tests, keeps four times.
+REPLY_SLOWDOWN = {"linux": 1.0, "wine": 1.5 if os.environ.get("COURSE_ONE_STEP") else 4.0}
 
 # Wine (8.0, as Debian ships it) now and then ends a program before its
 # main() runs: exit code 1, not a byte on stdout or stderr. Seen about once
