@@ -31,9 +31,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,8 +270,39 @@ def build(impl, windows):
     return None
 
 
+def start_line(impl, file_name, test):
+    """The line of START_TEST(test) in the copy's test file, for a failure that names no line of its own."""
+    for number, line in enumerate((impl / file_name).read_text().splitlines(), start=1):
+        if line.startswith(f"START_TEST({test})"):
+            return number
+    return 0
+
+
+def run_suite(impl, env):
+    """Runs the copy's Check runner, reading its TAP lines (CK_TAP_LOG_FILE_NAME=-) as each test ends, and stops
+    it at the first failure: a suite whose code is missing would otherwise wait out every test's timeout.
+    Returns (its output, the first failing TAP line's match or None, its exit status)."""
+    env = dict(env, CK_TAP_LOG_FILE_NAME="-")
+    runner = subprocess.Popen([str(impl / "build" / "run_checks")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env, cwd=impl, start_new_session=True)
+    # Check forks a process per test: the whole session goes, and a watchdog ends a runner that hangs.
+    watchdog = threading.Timer(120, os.killpg, (runner.pid, signal.SIGKILL))
+    watchdog.start()
+    output, failed = [], None
+    for line in runner.stdout:
+        output.append(line)
+        failed = re.match(r"^not ok \d+ - (?:.*/)?(tests/check_\w+\.c):(\w+):(\w+): ?(.*)$", line)
+        if failed:
+            os.killpg(runner.pid, signal.SIGKILL)
+            break
+    runner.stdout.close()
+    status = runner.wait()
+    watchdog.cancel()
+    return "".join(output), failed, status
+
+
 def run_checks(impl, suites):
-    """Runs the named Check suites of the copy; returns (passed, what failed)."""
+    """Runs the named Check suites of the copy, each until its first failure; returns (passed, what failed)."""
     failures = []
     for suite in suites:
         # "suite" runs a whole suite, "suite:case" one of its test cases (tcase_create()'s name).
@@ -278,22 +311,17 @@ def run_checks(impl, suites):
         # A test whose code is missing often waits for something that never comes, until its case's timeout;
         # half of it is still several times what a passing test takes, and a failing step reports sooner.
         env.setdefault("CK_TIMEOUT_MULTIPLIER", "0.5")
-        done = subprocess.run([str(impl / "build" / "run_checks")], capture_output=True, text=True, timeout=120,
-                              env=env, cwd=impl)
-        output = done.stdout + done.stderr
+        output, failed, status = run_suite(impl, env)
+        if failed:
+            file_name, test, message = failed.group(1), failed.group(3), failed.group(4)
+            failures.append(f"{test} ({file_name}:{start_line(impl, file_name, test)})\n  {message}\n"
+                            f"  (the suite's other tests were not run: it stops at its first failure)")
+            break
         summary = re.search(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)", output)
         if summary is None or int(summary.group(1)) == 0:
             failures.append(f"Check suite '{suite}'{f', case {case!r}' if case else ''}: no test of it ran "
                             f"(does tests/check_main.c add it?)")
-            continue
-        failed = [re.match(r"^(?:.*/)?(tests/check_\w+\.c):(\d+):[FE]:(\w+):(\w+):\d+: ?(.*)$", line)
-                  for line in output.splitlines()]
-        failed = [found for found in failed if found]
-        for found in failed[:3]:  # the first few say what is wrong; the rest would only scroll them away
-            failures.append(f"{found.group(4)} ({found.group(1)}:{found.group(2)})\n  {found.group(5)}")
-        if len(failed) > 3:
-            failures.append(f"... and {len(failed) - 3} more of suite '{suite}'")
-        if done.returncode != 0 and not failures:
+        elif int(summary.group(2)) or int(summary.group(3)) or status != 0:
             failures.append(f"Check suite '{suite}' failed:\n{output.strip()[-2000:]}")
     return not failures, "\n".join(failures)
 
