@@ -491,10 +491,10 @@ def run(stage, impl, only=False, json_path=None, single=None, quiet=False, resum
                 say(f"    step {index + 1} passed before and fails now: mend it first{why}\n")
             else:
                 failed_ahead = index
-    failed = failed_ahead is not None or failed_behind is not None
     chosen = [stage.steps[index] for index in sorted(results)]
     outcomes = [results[index] for index in sorted(results)]
     stopped = next((step for step, o in zip(chosen, outcomes) if o.result not in ("pass", "skipped")), None)
+    failed = stopped is not None
     if stopped and resumed > 0:
         say(f"stopped at {stopped.label(count)}")
     if resume and not single and errors is None:  # a Linux build error leaves the step you are on as it was

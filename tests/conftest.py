@@ -190,7 +190,9 @@ def wine_session(request):
 
 @pytest.fixture
 def start_server(request, target):
-    """Starts servers of the target on free ports; stops every one at the end of the test."""
+    """Starts servers of the target on free ports; stops every one at the end of the test, or kills it if the
+    test failed (pytest counts a failure before the teardown): the failure is reported already, and a server
+    that missed its reply may miss its Ctrl+C too."""
     servers = []
 
     def start(*args, port=0, env=None):
@@ -199,10 +201,10 @@ def start_server(request, target):
         request.node.course_servers = servers
         return server
 
+    failed_before = request.session.testsfailed
     yield start
-    failed = getattr(request.node, "course_failed", False)
     for server in servers:
-        server.stop(graceful=not failed)
+        server.stop(graceful=request.session.testsfailed == failed_before)
 
 
 @pytest.fixture
@@ -213,9 +215,8 @@ def server(start_server):
 
 @pytest.fixture(scope="module")
 def shared_server(request, target):
-    """One server for a whole module of tests that each close their connections; killed at the end if a test
-    of the module failed (like start_server's servers, it may not hear Ctrl+C, and the failure is reported
-    already)."""
+    """One server for a whole module of tests that each close their connections; killed at the end, like
+    start_server's, if a test failed meanwhile."""
     server = Server(target)
     failed_before = request.session.testsfailed
     yield server
@@ -256,7 +257,6 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if not report.failed:
         return
-    item.course_failed = True  # its servers are killed at teardown, not stopped (Server.stop())
     servers = getattr(item, "course_servers", [])
     text = report.longreprtext
     if "--- server (" not in text:

@@ -89,11 +89,11 @@ static bool is_exit_line(const char *line, size_t len)
 
 /*
  * The keyboard thread's last act, once it has sent all it will and said
- * so (input_done): it ends only when main says it will join it. A thread that ends while the process
- * exits races with exit()'s own clean-up (under AddressSanitizer, glibc's
- * _dl_fini() crashed), so when the server went first and main leaves
- * without joining, this thread waits here, or in its read, until the
- * process is gone.
+ * so (input_done): it ends only when main says it will join it. A thread
+ * that ends while the process exits races with exit()'s own clean-up
+ * (under AddressSanitizer, glibc's _dl_fini() crashed), so when the
+ * server went first and main leaves without joining, this thread waits
+ * here, or in its read, until the process is gone.
  */
 static void keyboard_done(struct session *session)
 {
