@@ -4,7 +4,7 @@
 #   make run              build and start the final server on 127.0.0.1:9090
 #   make client           start the final client (in a second terminal)
 #   make test             install what is missing, then every test of every stage
-#   make test LESSON=02   one stage: 01, 02, 03, final, 04 or 05 (the course's own code)
+#   make test LESSON=02   one stage: 01, 02, 03, final, 04, 05 ... (stages.txt; the course's own code)
 #     IMPL=work/02-threads    ...your copy of that stage (see make start): its steps in order, stopping at the
 #                                first that fails, then the whole stage; with ONLY=1 the steps alone
 #     SERVER=prog CLIENT=prog ...test any programs, written in any language
@@ -26,10 +26,12 @@
 #   make format           apply .clang-format to every C file
 #   make clean            remove everything built
 
-STAGES := lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop lessons/05-commands
+# The stages, in order: stages.txt is the one list of them (the harness and the scripts read it too).
+STAGES := $(shell sed 's/\#.*//' stages.txt)
+STAGE_NAMES := $(patsubst lessons/%,%,$(foreach s,$(STAGES),$(firstword $(subst -, ,$(notdir $(s))))))
 
 # stage_dir(name): "01" -> lessons/01-echo-blocking, "final" -> final.
-stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of 01 02 03 final 04 05))
+stage_dir = $(or $(filter lessons/$(1)% $(1),$(STAGES)),$(error no stage "$(1)": use one of $(STAGE_NAMES)))
 
 SELECTED := $(if $(LESSON),$(call stage_dir,$(LESSON)),$(STAGES))
 PYTHON = $(shell scripts/find-python)
@@ -38,7 +40,7 @@ PYTHON = $(shell scripts/find-python)
 # are used); SERVER and CLIENT are programs of any kind (only the harness runs).
 ifneq ($(IMPL)$(SERVER)$(CLIENT),)
 ifeq ($(LESSON),)
-$(error IMPL, SERVER and CLIENT need LESSON=01, 02, 03, final, 04 or 05: the stage whose tests to run)
+$(error IMPL, SERVER and CLIENT need LESSON= one of $(STAGE_NAMES): the stage whose tests to run)
 endif
 endif
 BUILT := $(if $(IMPL),$(IMPL),$(if $(SERVER)$(CLIENT),,$(SELECTED)))

@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ["lessons/01-echo-blocking", "lessons/02-threads", "lessons/03-graceful-shutdown", "final",
-          "lessons/04-event-loop", "lessons/05-commands"]
+sys.path.insert(0, str(ROOT / "tests"))
+from harness import course_stages  # noqa: E402 (the one list of the stages, stages.txt)
+
+STAGES = course_stages()
 SKIP = shutil.ignore_patterns("build", "server", "server-*", "client", "*.exe", "*.o")
 WORK = ROOT / "work"
 

@@ -40,7 +40,6 @@ for _sig in (signal.SIGINT, signal.SIGQUIT):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
-DEFAULT_STAGES = "lessons/01-echo-blocking lessons/02-threads lessons/03-graceful-shutdown final lessons/04-event-loop lessons/05-commands"
 WINE_PREFIX = COURSE_ROOT / "build" / "wineprefix"
 WINE_ENV = {
     "WINEPREFIX": str(WINE_PREFIX),
@@ -51,7 +50,7 @@ WINE_ENV = {
 
 
 def selected_stages():
-    names = os.environ.get("COURSE_STAGES", DEFAULT_STAGES).split()
+    names = os.environ["COURSE_STAGES"].split() if os.environ.get("COURSE_STAGES") else harness.course_stages()
     return [Stage.load(COURSE_ROOT / name) for name in names]
 
 
