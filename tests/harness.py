@@ -23,6 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 COURSE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def course_stages():
+    """The stages' folders, relative to the course, in order: stages.txt, the one list of them."""
+    lines = (line.split("#", 1)[0].strip() for line in (COURSE_ROOT / "stages.txt").read_text().splitlines())
+    return [line for line in lines if line]
+
 LINE_MAX_BYTES = 4096  # the framer's limit, from line_framer.h
 TOO_LONG_REPLY = b"ERR line too long\n"
 SHUTDOWN_NOTICE = b"server shutting down\n"
@@ -87,6 +94,12 @@ class Stage:
     @property
     def name(self):
         return self.path.name
+
+    @property
+    def counted(self):
+        """What the log counts per client and in its summary: an event loop's driver counts requests (a line
+        is one), whatever its protocol; a thread per client counts lines."""
+        return "requests" if self.event_loop else "lines"
 
     @classmethod
     def load(cls, path):

@@ -20,7 +20,7 @@ def test_connect_and_disconnect_are_logged_with_time_and_address(server, connect
     port = client.sock.getsockname()[1]
     client.send(b"exit\n")
     client.expect_eof()
-    for event in ("connected", "disconnected after 1 lines"):
+    for event in ("connected", f"disconnected after 1 {target.stage.counted}"):
         pattern = rf"^{TIME} 127\.0\.0\.1:{port} {event}$"
         found = server.stderr.wait_for(pattern, target.deadline(5))
         assert found, f"no stderr line matching {pattern!r}\n{server.log()}"
@@ -47,7 +47,8 @@ def test_shutdown_prints_clients_served_and_lines_answered(server, connections, 
         client.expect_eof()
     server.interrupt()
     assert server.wait(target.deadline(2)) == 0, server.log()
-    pattern = rf"^{TIME} server stopped: 3 clients served, 6 lines answered, 0 refused \(server full\)$"
+    pattern = (rf"^{TIME} server stopped: 3 clients served, 6 {target.stage.counted} answered, 0 refused "
+               rf"\(server full\)$")
     assert server.stderr.wait_for(pattern, target.deadline(5)), f"no stderr line matching {pattern!r}\n{server.log()}"
 
 
