@@ -155,6 +155,38 @@ def test_malformed_resp_gets_a_protocol_error_and_the_connection_closes(server, 
     assert server.stderr.wait_for("error: Protocol error", server.target.deadline(5)), server.log()
 
 
+@pytest.mark.parametrize("request_bytes", [
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nPING",
+    b"PING\r\nPOST /\r\nPING\r\n",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    resp(b"host:", b"x"),
+], ids=["post", "ping-then-post", "get-with-host", "host-as-an-array"])
+def test_an_http_request_is_dropped_without_a_word(server, connections, request_bytes):
+    """A web page can make a browser send an HTTP request to any port. Its lines would be inline commands, so a
+    page could smuggle commands in; Redis drops a client that sends POST or Host: at once, replies to what came
+    before it included, and so does this server."""
+    client = server.connect()
+    connections.append(client)
+    client.send(request_bytes)
+    client.expect_eof(hint="POST and Host: are a web browser's: the session breaks, and nothing more is sent")
+    assert server.stderr.wait_for("error: sent POST or Host:", server.target.deadline(5)), server.log()
+
+
+def test_publish_does_not_count_a_subscriber_closed_by_a_protocol_error(server, connections):
+    """After its protocol error a subscriber lingers (its socket is read and dropped for a while), but it can
+    receive nothing more: it must have left its channels at once, or PUBLISH counts a message nobody gets."""
+    subscriber = server.connect()
+    connections.append(subscriber)
+    subscriber.send(resp(b"SUBSCRIBE", b"news"))
+    subscriber.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+    subscriber.send(b"*1\r\n$-5\r\n")
+    subscriber.expect(b"-ERR Protocol error: invalid bulk length\r\n")
+    publisher = server.connect()
+    connections.append(publisher)
+    publisher.send(resp(b"PUBLISH", b"news", b"anyone?"))
+    publisher.expect(b":0\r\n", hint="a session whose verdict is in leaves its channels with it")
+
+
 @pytest.mark.builds("linux")  # under Wine a send() never finds the buffer full: nothing would wait unsent
 def test_a_subscriber_that_never_reads_is_closed_and_the_others_are_served(start_server, connections):
     server = start_server("--max-output", "65536")

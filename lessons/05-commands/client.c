@@ -20,7 +20,7 @@
  *        printf 'PING\nECHO hi\n' | ./client --port 9090
  * Type "exit" or QUIT, or end the input (Ctrl+D; Ctrl+Z then Enter on
  * Windows), to leave.
- * Read:  resp.h (resp_reply_size()), then redis-cli's own output for the
+ * Read:  resp.h (resp_read_element()), then redis-cli's own output for the
  *        same commands.
  */
 #include "cli.h"
@@ -45,7 +45,7 @@ static const char usage_text[] = "usage: client [--host HOST] [--port PORT]\n"
 #define TYPED_MAX 65536
 #define WORDS_MAX 1024
 
-/* The largest reply the client takes: a server that sends more in one reply is not this course's. */
+/* The largest element of a reply the client takes: a server that sends more in one is not this course's. */
 #define REPLY_MAX (64u * 1024 * 1024)
 
 /* The conversation with the server: what the two threads share, and what the main thread knows of the screen.
@@ -291,65 +291,63 @@ static void print_bulk(const char *bytes, size_t len)
     putchar('\n');
 }
 
-/* Where the "\r\n" that ends the line at p starts: resp_reply_size() made sure that there is one. */
-static const char *line_end(const char *p)
-{
-    while (p[0] != '\r' || p[1] != '\n')
-        p++;
-    return p;
-}
+/* Where printing is in a reply: the column at which each open array's numbers start. */
+struct printer {
+    struct resp_reader reader;
+    int column[RESP_REPLY_DEPTH_MAX + 1];
+};
 
 /*
- * Prints one whole reply (resp_reply_size() said so) at p, for an array
- * element indented by indent columns; returns the byte after it. Only the
- * reply's own bytes are read: it is checked, not NUL-terminated.
+ * Prints one element of a reply as redis-cli does: an array's elements
+ * numbered "1) ", "2) ", the first on the line of the array's own number,
+ * the others under it. An array prints nothing but its elements.
  */
-static const char *print_reply(const char *p, int indent)
+static void print_element(struct printer *printer, const struct resp_element *e)
 {
-    const char *end = line_end(p);
-    long long n = strtoll(p + 1, NULL, 10); /* for ':', '$' and '*': digits, then the '\r' */
-    switch (p[0]) {
+    int width = 0;
+    if (e->depth > 0) {
+        if (e->index > 1)
+            printf("%*s", printer->column[e->depth], "");
+        width = printf("%lld) ", e->index);
+    }
+    switch (e->type) {
     case '+':
     case '-':
-        fputs(p[0] == '-' ? "(error) " : "", stdout);
-        fwrite(p + 1, 1, (size_t)(end - p - 1), stdout); /* fwrite(): a NUL in it is printed too */
+        fputs(e->type == '-' ? "(error) " : "", stdout);
+        fwrite(e->bytes, 1, e->len, stdout); /* fwrite(): a NUL in it is printed too */
         putchar('\n');
-        return end + 2;
+        break;
     case ':':
-        printf("(integer) %lld\n", n);
-        return end + 2;
+        printf("(integer) %lld\n", e->n);
+        break;
     case '$':
-        if (n < 0) {
+        if (e->n < 0)
             puts("(nil)");
-            return end + 2;
-        }
-        print_bulk(end + 2, (size_t)n);
-        return end + 2 + n + 2;
+        else
+            print_bulk(e->bytes, e->len);
+        break;
     default: /* '*' */
-        p = end + 2;
-        if (n <= 0)
-            puts(n == 0 ? "(empty array)" : "(nil)");
-        for (long long i = 0; i < n; i++) {
-            if (i > 0)
-                printf("%*s", indent, "");
-            int width = printf("%lld) ", i + 1);
-            p = print_reply(p, indent + width);
-        }
-        return p;
+        if (e->n > 0)
+            printer->column[e->depth + 1] = printer->column[e->depth] + width; /* its elements follow */
+        else
+            puts(e->n == 0 ? "(empty array)" : "(nil)");
+        break;
     }
 }
 
 /*
- * The main thread: prints each reply of the server as it arrives, until
- * it closes the connection. Returns the exit status: EXIT_OK when the
- * server closed after answering every command of an input that had ended,
- * EXIT_RUNTIME when it went away before that, or broke the protocol.
+ * The main thread: prints each reply of the server as it arrives, element
+ * by element, until it closes the connection. Returns the exit status:
+ * EXIT_OK when the server closed after answering every command of an input
+ * that had ended, EXIT_RUNTIME when it went away before that, or broke the
+ * protocol.
  */
 static int print_until_closed(struct talk *talk)
 {
     struct outbuf received = OUTBUF_EMPTY;
+    struct printer printer = {.reader = {0}};
     long replies = 0;
-    bool broken = false;
+    enum resp_read r = RESP_MORE;
     char bytes[16384];
     for (;;) {
         long got = net_recv(talk->server, bytes, sizeof bytes);
@@ -357,29 +355,29 @@ static int print_until_closed(struct talk *talk)
             break; /* 0: the server closed the connection; -1: it broke */
         if (outbuf_append(&received, bytes, (size_t)got) != 0)
             break;
-        size_t size;
-        enum resp_result r;
-        while ((r = resp_reply_size(outbuf_data(&received), outbuf_pending(&received), &size)) ==
-               RESP_REQUEST) {
-            if (talk->prompt_showing)
+        struct resp_element element;
+        size_t used;
+        while ((r = resp_read_element(&printer.reader, outbuf_data(&received), outbuf_pending(&received),
+                                      &element, &used)) == RESP_ELEMENT) {
+            if (talk->prompt_showing && element.depth == 0)
                 fputs("\r", stdout); /* over the prompt: it comes back after the reply */
-            print_reply(outbuf_data(&received), 0);
-            outbuf_consume(&received, size);
-            replies++;
             talk->prompt_showing = false;
-            prompt(talk);
+            print_element(&printer, &element);
+            outbuf_consume(&received, used);
+            if (resp_reply_done(&printer.reader)) {
+                replies++;
+                prompt(talk);
+            }
         }
         fflush(stdout);
-        if (r == RESP_PROTOCOL_ERROR || outbuf_pending(&received) > REPLY_MAX) {
-            broken = true;
+        if (r == RESP_NOT_RESP || outbuf_pending(&received) > REPLY_MAX)
             break;
-        }
     }
     outbuf_release(&received);
     if (talk->prompt_showing)
         fputs("\n", stdout); /* after a prompt (Ctrl+D): the shell's prompt gets a line of its own */
     fflush(stdout);
-    if (broken) {
+    if (r == RESP_NOT_RESP) {
         fprintf(stderr, "client: the server's reply is not RESP\n");
         return EXIT_RUNTIME;
     }

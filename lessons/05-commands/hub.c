@@ -1,8 +1,9 @@
 /*
- * hub.c - see hub.h. The channels are a hash table of chained buckets
- * that doubles when it gets crowded; each channel keeps an array of its
- * subscribers, and each session an array of its channels, so that both
- * PUBLISH and a leaving client cost what they touch, not every channel.
+ * hub.c - see hub.h. Two hash tables of chained buckets, written once:
+ * the channels by name, the subscriptions by (session, channel). A channel
+ * keeps its subscribers in a list in the order they came (PUBLISH walks
+ * it), and a session its subscriptions (UNSUBSCRIBE without a channel
+ * walks that), so that every change costs what it touches, never a search.
  */
 #include "hub.h"
 
@@ -12,216 +13,300 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The fewest buckets a table has once it holds anything. */
+#define TABLE_MIN 64
+
 struct channel {
-    struct channel *next;         /* in its bucket */
-    struct session **subscribers; /* in the order they subscribed */
-    size_t count, cap;
-    size_t len;  /* of the name */
-    char name[]; /* len bytes (any bytes: a name is binary-safe), allocated with the struct */
+    struct hub_entry entry;            /* in hub->channels; its key is name */
+    struct subscription *first, *last; /* its subscribers, in the order they came */
+    size_t len;                        /* of the name */
+    char name[];                       /* len bytes (any bytes: a name is binary-safe), allocated with it */
 };
 
-void hub_init(struct hub *hub, long long now, void (*wake)(void *driver, struct session *session),
-              void *driver, long long (*wall_clock_us)(void))
+struct subscription {
+    struct hub_entry entry; /* in hub->subscriptions; its key is pair */
+    struct {
+        struct session *session;
+        struct channel *channel;
+    } pair;
+    struct subscription *prev, *next;             /* in the channel's list */
+    struct subscription *older_mine, *newer_mine; /* in the session's list */
+};
+
+void hub_init(struct hub *hub, long long now, void (*output_ready)(void *driver, struct session *session),
+              void *driver)
 {
-    *hub = (struct hub){
-        .wake = wake, .driver = driver, .wall_clock_us = wall_clock_us, .started_ms = now, .next_id = 1};
+    *hub = (struct hub){.output_ready = output_ready, .driver = driver, .started_ms = now, .next_id = 1};
 }
 
-/* FNV-1a: a plain, fast hash; a channel's name is chosen by clients, so the table grows with it. */
-static size_t hash(const char *bytes, size_t len)
+/* --- the tables ------------------------------------------------------------------------------- */
+
+/* FNV-1a: a plain, fast hash; the keys are chosen by clients, so a table grows with what it holds. */
+static size_t hash(const void *key, size_t len)
 {
+    const unsigned char *bytes = key;
     size_t h = (size_t)14695981039346656037ull;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)bytes[i]) * (size_t)1099511628211ull;
+        h = (h ^ bytes[i]) * (size_t)1099511628211ull;
     return h;
 }
 
-/* The bucket where the channel of this name is, or would be. */
-static struct channel **bucket(struct hub *hub, const char *name, size_t len)
+static struct hub_entry *table_find(const struct hub_table *table, const void *key, size_t len)
 {
-    return &hub->table[hash(name, len) & (hub->buckets - 1)];
-}
-
-static struct channel *find(struct hub *hub, const char *name, size_t len)
-{
-    if (hub->table == NULL)
+    if (table->buckets == NULL)
         return NULL;
-    for (struct channel *c = *bucket(hub, name, len); c != NULL; c = c->next)
-        if (c->len == len && memcmp(c->name, name, len) == 0)
-            return c;
+    size_t h = hash(key, len);
+    for (struct hub_entry *e = table->buckets[h & (table->size - 1)]; e != NULL; e = e->next)
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0)
+            return e;
     return NULL;
 }
 
-/* Doubles the table (or makes the first), when channels outnumber buckets. Returns 0, or -1. */
-static int grow(struct hub *hub)
+/* Moves every entry into a table of size buckets. Returns 0, or -1 when out of memory (nothing changed). */
+static int table_resize(struct hub_table *table, size_t size)
 {
-    size_t buckets = hub->buckets == 0 ? 64 : hub->buckets * 2;
-    struct channel **table = calloc(buckets, sizeof *table);
-    if (table == NULL)
+    struct hub_entry **buckets = calloc(size, sizeof *buckets);
+    if (buckets == NULL)
         return -1;
-    struct channel **old = hub->table;
-    size_t old_buckets = hub->buckets;
-    hub->table = table;
-    hub->buckets = buckets;
-    for (size_t i = 0; i < old_buckets; i++) {
-        while (old[i] != NULL) {
-            struct channel *c = old[i];
-            old[i] = c->next;
-            struct channel **b = bucket(hub, c->name, c->len);
-            c->next = *b;
-            *b = c;
+    for (size_t i = 0; i < table->size; i++) {
+        while (table->buckets[i] != NULL) {
+            struct hub_entry *e = table->buckets[i];
+            table->buckets[i] = e->next;
+            e->next = buckets[e->hash & (size - 1)];
+            buckets[e->hash & (size - 1)] = e;
         }
     }
-    free(old);
+    free(table->buckets);
+    table->buckets = buckets;
+    table->size = size;
     return 0;
 }
 
-/* The next size of an array that doubles, from 4. */
-static size_t doubled(size_t cap)
+/* Adds an entry whose key is set. Returns 0, or -1 when out of memory (it is not added). */
+static int table_add(struct hub_table *table, struct hub_entry *entry)
 {
-    return cap == 0 ? 4 : cap * 2;
-}
-
-/* Makes room for one more subscriber of the channel, and one more channel of the session. Returns 0, or -1.
- */
-static int make_room(struct channel *channel, struct session *session)
-{
-    if (channel->count == channel->cap) {
-        struct session **grown = realloc(channel->subscribers, doubled(channel->cap) * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        channel->subscribers = grown;
-        channel->cap = doubled(channel->cap);
-    }
-    if (session->channel_count == session->channel_cap) {
-        struct channel **grown = realloc(session->channels, doubled(session->channel_cap) * sizeof *grown);
-        if (grown == NULL)
-            return -1;
-        session->channels = grown;
-        session->channel_cap = doubled(session->channel_cap);
-    }
-    return 0;
-}
-
-/* Takes an empty channel out of the table and frees it. */
-static void drop_channel(struct hub *hub, struct channel *channel)
-{
-    struct channel **link = bucket(hub, channel->name, channel->len);
-    while (*link != channel)
-        link = &(*link)->next;
-    *link = channel->next;
-    free(channel->subscribers);
-    free(channel);
-    hub->channel_count--;
-}
-
-int hub_subscribe(struct hub *hub, struct session *session, const char *name, size_t len)
-{
-    struct channel *channel = find(hub, name, len);
-    if (channel == NULL) {
-        if (hub->channel_count >= hub->buckets && grow(hub) != 0)
-            return -1;
-        channel = calloc(1, sizeof *channel + len);
-        if (channel == NULL)
-            return -1;
-        memcpy(channel->name, name, len);
-        channel->len = len;
-        struct channel **b = bucket(hub, name, len);
-        channel->next = *b;
-        *b = channel;
-        hub->channel_count++;
-    }
-    for (size_t i = 0; i < session->channel_count; i++)
-        if (session->channels[i] == channel)
-            return 0; /* already subscribed */
-    if (make_room(channel, session) != 0) {
-        if (channel->count == 0)
-            drop_channel(hub, channel);
+    if (table->count >= table->size && table_resize(table, table->size ? table->size * 2 : TABLE_MIN) != 0)
         return -1;
-    }
-    channel->subscribers[channel->count++] = session;
-    session->channels[session->channel_count++] = channel;
+    entry->hash = hash(entry->key, entry->len);
+    struct hub_entry **bucket = &table->buckets[entry->hash & (table->size - 1)];
+    entry->next = *bucket;
+    *bucket = entry;
+    table->count++;
     return 0;
 }
 
-/* Takes the session out of one channel it subscribed to, keeping the order of the others. */
-static void leave_channel(struct hub *hub, struct session *session, struct channel *channel)
+/* Takes an entry out; a table far bigger than what it holds shrinks (if there is no memory, it stays). */
+static void table_remove(struct hub_table *table, struct hub_entry *entry)
 {
-    size_t i = 0;
-    while (channel->subscribers[i] != session)
-        i++;
-    channel->count--;
-    memmove(&channel->subscribers[i], &channel->subscribers[i + 1],
-            (channel->count - i) * sizeof(struct session *));
-    size_t j = 0;
-    while (session->channels[j] != channel)
-        j++;
+    struct hub_entry **link = &table->buckets[entry->hash & (table->size - 1)];
+    while (*link != entry)
+        link = &(*link)->next;
+    *link = entry->next;
+    table->count--;
+    if (table->count == 0) {
+        free(table->buckets);
+        *table = (struct hub_table){0};
+    } else if (table->size > TABLE_MIN && table->count < table->size / 8) {
+        table_resize(table, table->size / 2);
+    }
+}
+
+/* --- the sessions ----------------------------------------------------------------------------- */
+
+void hub_add(struct hub *hub, struct session *session)
+{
+    session->id = hub->next_id++;
+    session->prev = NULL;
+    session->next = hub->first;
+    if (hub->first != NULL)
+        hub->first->prev = session;
+    hub->first = session;
+    hub->clients++;
+    hub->connections_received++;
+}
+
+void hub_remove(struct hub *hub, struct session *session)
+{
+    hub_unsubscribe_all(hub, session);
+    if (session->prev != NULL)
+        session->prev->next = session->next;
+    else
+        hub->first = session->next;
+    if (session->next != NULL)
+        session->next->prev = session->prev;
+    hub->clients--;
+}
+
+/* --- the channels ----------------------------------------------------------------------------- */
+
+static struct subscription *find_subscription(const struct hub *hub, struct session *session,
+                                              struct channel *channel)
+{
+    struct subscription probe = {.pair = {session, channel}};
+    return (struct subscription *)table_find(&hub->subscriptions, &probe.pair, sizeof probe.pair);
+}
+
+/* The channel of this name, made (empty, in the table) if there is none. NULL when out of memory. */
+static struct channel *channel_named(struct hub *hub, const char *name, size_t len)
+{
+    struct channel *channel = (struct channel *)table_find(&hub->channels, name, len);
+    if (channel != NULL)
+        return channel;
+    channel = calloc(1, sizeof *channel + len);
+    if (channel == NULL)
+        return NULL;
+    memcpy(channel->name, name, len);
+    channel->len = len;
+    channel->entry.key = channel->name;
+    channel->entry.len = len;
+    if (table_add(&hub->channels, &channel->entry) != 0) {
+        free(channel);
+        return NULL;
+    }
+    return channel;
+}
+
+/* Takes a channel without subscribers out of the table and frees it. */
+static void drop_if_empty(struct hub *hub, struct channel *channel)
+{
+    if (channel->first != NULL)
+        return;
+    table_remove(&hub->channels, &channel->entry);
+    free(channel);
+}
+
+enum hub_subscribed hub_subscribe(struct hub *hub, struct session *session, const char *name, size_t len,
+                                  size_t max)
+{
+    struct channel *channel = channel_named(hub, name, len);
+    if (channel == NULL)
+        return HUB_NO_MEMORY;
+    if (find_subscription(hub, session, channel) != NULL)
+        return HUB_ALREADY;
+    enum hub_subscribed result = HUB_FULL;
+    struct subscription *sub = NULL;
+    if (session->channel_count < max) {
+        result = HUB_NO_MEMORY;
+        sub = calloc(1, sizeof *sub);
+    }
+    if (sub != NULL) {
+        sub->pair.session = session;
+        sub->pair.channel = channel;
+        sub->entry.key = &sub->pair;
+        sub->entry.len = sizeof sub->pair;
+        if (table_add(&hub->subscriptions, &sub->entry) != 0) {
+            free(sub);
+            sub = NULL;
+        }
+    }
+    if (sub == NULL) {
+        drop_if_empty(hub, channel); /* made for nothing */
+        return result;
+    }
+    /* At the end of both lists: PUBLISH reaches subscribers, and UNSUBSCRIBE leaves channels, in order. */
+    sub->prev = channel->last;
+    if (channel->last != NULL)
+        channel->last->next = sub;
+    else
+        channel->first = sub;
+    channel->last = sub;
+    sub->older_mine = session->newest;
+    if (session->newest != NULL)
+        session->newest->newer_mine = sub;
+    else
+        session->oldest = sub;
+    session->newest = sub;
+    session->channel_count++;
+    return HUB_ADDED;
+}
+
+/* Undoes one subscription: out of both lists and the table; a channel left without subscribers goes. */
+static void cancel(struct hub *hub, struct subscription *sub)
+{
+    struct channel *channel = sub->pair.channel;
+    struct session *session = sub->pair.session;
+    if (sub->prev != NULL)
+        sub->prev->next = sub->next;
+    else
+        channel->first = sub->next;
+    if (sub->next != NULL)
+        sub->next->prev = sub->prev;
+    else
+        channel->last = sub->prev;
+    if (sub->older_mine != NULL)
+        sub->older_mine->newer_mine = sub->newer_mine;
+    else
+        session->oldest = sub->newer_mine;
+    if (sub->newer_mine != NULL)
+        sub->newer_mine->older_mine = sub->older_mine;
+    else
+        session->newest = sub->older_mine;
     session->channel_count--;
-    memmove(&session->channels[j], &session->channels[j + 1],
-            (session->channel_count - j) * sizeof(struct channel *));
-    if (channel->count == 0)
-        drop_channel(hub, channel);
+    table_remove(&hub->subscriptions, &sub->entry);
+    free(sub);
+    drop_if_empty(hub, channel);
 }
 
 void hub_unsubscribe(struct hub *hub, struct session *session, const char *name, size_t len)
 {
-    struct channel *channel = find(hub, name, len);
-    for (size_t i = 0; channel != NULL && i < session->channel_count; i++)
-        if (session->channels[i] == channel) {
-            leave_channel(hub, session, channel);
-            return;
-        }
+    struct channel *channel = (struct channel *)table_find(&hub->channels, name, len);
+    struct subscription *sub = channel != NULL ? find_subscription(hub, session, channel) : NULL;
+    if (sub != NULL)
+        cancel(hub, sub);
 }
 
-void hub_leave(struct hub *hub, struct session *session)
+void hub_unsubscribe_all(struct hub *hub, struct session *session)
 {
-    while (session->channel_count > 0)
-        leave_channel(hub, session, session->channels[session->channel_count - 1]);
-    free(session->channels);
-    session->channels = NULL;
-    session->channel_cap = 0;
+    while (session->oldest != NULL)
+        cancel(hub, session->oldest);
 }
 
-const char *hub_channel_name(const struct channel *channel, size_t *len)
+const char *hub_oldest_channel(const struct session *session, size_t *len)
 {
-    *len = channel->len;
-    return channel->name;
+    if (session->oldest == NULL)
+        return NULL;
+    *len = session->oldest->pair.channel->len;
+    return session->oldest->pair.channel->name;
+}
+
+/* Formats the message as a subscriber of this protocol reads it: ["message", channel, message], a push. */
+static void format_message(struct outbuf *push, enum resp_version resp, const char *name, size_t name_len,
+                           const char *message, size_t len)
+{
+    reply_push(push, resp, 3);
+    reply_bulk(push, "message", 7);
+    reply_bulk(push, name, name_len);
+    reply_bulk(push, message, len);
 }
 
 long hub_publish(struct hub *hub, const char *name, size_t name_len, const char *message, size_t len)
 {
-    struct channel *channel = find(hub, name, name_len);
+    struct channel *channel = (struct channel *)table_find(&hub->channels, name, name_len);
     if (channel == NULL)
         return 0;
-    /* The push message, formatted once for every subscriber. */
-    struct outbuf push = OUTBUF_EMPTY;
-    reply_array(&push, 3);
-    reply_bulk(&push, "message", 7);
-    reply_bulk(&push, name, name_len);
-    reply_bulk(&push, message, len);
+    /* Formatted once for all its subscribers of each protocol (they differ in the first byte). */
+    struct outbuf push[2] = {OUTBUF_EMPTY, OUTBUF_EMPTY};
     long reached = 0;
-    for (size_t i = 0; i < channel->count; i++) {
-        struct session *subscriber = channel->subscribers[i];
-        size_t held = outbuf_pending(&subscriber->mailbox);
-        bool full = hub->max_mailbox != 0 && held + outbuf_pending(&push) > hub->max_mailbox;
-        if (full)
-            subscriber->mail_overflow = true;
-        else if (outbuf_append(&subscriber->mailbox, outbuf_data(&push), outbuf_pending(&push)) == 0)
-            reached++;
-        if (held == 0 && hub->wake != NULL)
-            hub->wake(hub->driver, subscriber); /* its mailbox has news, or it must be closed */
+    for (struct subscription *sub = channel->first; sub != NULL; sub = sub->next) {
+        struct session *subscriber = sub->pair.session;
+        struct outbuf *formatted = &push[subscriber->resp == RESP3];
+        if (outbuf_pending(formatted) == 0)
+            format_message(formatted, subscriber->resp, name, name_len, message, len);
+        if (!outbuf_failed(formatted))
+            reached += session_push(subscriber, outbuf_data(formatted), outbuf_pending(formatted));
+        if (hub->output_ready != NULL)
+            hub->output_ready(hub->driver, subscriber); /* it has news to send, or must be closed */
     }
-    outbuf_release(&push);
+    outbuf_release(&push[0]);
+    outbuf_release(&push[1]);
     hub->messages_delivered += (unsigned long long)reached;
     return reached;
 }
 
 void hub_free(struct hub *hub)
 {
-    for (size_t i = 0; i < hub->buckets; i++)
-        while (hub->table[i] != NULL)
-            drop_channel(hub, hub->table[i]); /* none should be left: every session has left */
-    free(hub->table);
-    hub->table = NULL;
-    hub->buckets = 0;
+    /* Every session has left, and taken its subscriptions, and so every channel, along. */
+    free(hub->channels.buckets);
+    free(hub->subscriptions.buckets);
+    hub->channels = hub->subscriptions = (struct hub_table){0};
 }

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The longest error line: a client's bytes quoted in one are cut to fit. */
-#define ERROR_MAX 256
+/* The longest error line: commands.c cuts a client's bytes quoted in one well within it, as Redis does. */
+#define ERROR_MAX 512
 
 /* Appends "<type><text>\r\n". */
 static void line(struct outbuf *out, char type, const char *text, size_t len)
@@ -75,14 +75,49 @@ void reply_bulk_text(struct outbuf *out, const char *text)
     reply_bulk(out, text, strlen(text));
 }
 
-void reply_null(struct outbuf *out)
+void reply_null(struct outbuf *out, enum resp_version resp)
 {
-    outbuf_append(out, "$-1\r\n", 5);
+    if (resp == RESP3)
+        outbuf_append(out, "_\r\n", 3);
+    else
+        outbuf_append(out, "$-1\r\n", 5);
+}
+
+/* "<type><count>\r\n", the header of an aggregate. */
+static void aggregate(struct outbuf *out, char type, size_t count)
+{
+    char text[24];
+    int len = snprintf(text, sizeof text, "%zu", count);
+    line(out, type, text, (size_t)len);
 }
 
 void reply_array(struct outbuf *out, size_t count)
 {
-    char text[24];
-    int len = snprintf(text, sizeof text, "%zu", count);
-    line(out, '*', text, (size_t)len);
+    aggregate(out, '*', count);
+}
+
+void reply_map(struct outbuf *out, enum resp_version resp, size_t pairs)
+{
+    if (resp == RESP3)
+        aggregate(out, '%', pairs);
+    else
+        aggregate(out, '*', 2 * pairs);
+}
+
+void reply_push(struct outbuf *out, enum resp_version resp, size_t count)
+{
+    aggregate(out, resp == RESP3 ? '>' : '*', count);
+}
+
+void reply_verbatim(struct outbuf *out, enum resp_version resp, const char *bytes, size_t len)
+{
+    if (resp != RESP3) {
+        reply_bulk(out, bytes, len);
+        return;
+    }
+    char header[40];
+    int header_len = snprintf(header, sizeof header, "=%zu\r\ntxt:", len + 4);
+    outbuf_append(out, header, (size_t)header_len);
+    outbuf_append(out, bytes, len);
+    outbuf_append(out, "\r\n", 2);
 }

@@ -9,6 +9,7 @@
 #include "resp.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,26 +27,23 @@ static enum resp_result refuse(char *why, size_t why_len, const char *format, ..
     return RESP_PROTOCOL_ERROR;
 }
 
-/*
- * Reads a decimal number the way Redis's string2ll() does: an optional
- * '-', then digits, no '+', no spaces, no leading zero (but "0", and so no
- * "-0"). Returns false for anything else, and for more than 18 digits.
- */
-static bool parse_length(const char *digits, size_t len, long long *value)
+bool resp_integer(const char *digits, size_t len, long long *value)
 {
     bool negative = len > 0 && digits[0] == '-';
     size_t i = negative ? 1 : 0;
     if (i == len || (digits[i] == '0' && (len - i > 1 || negative)))
         return false; /* "", "-", "01", "-0" */
-    if (len - i > 18)
-        return false; /* more digits than a long long surely holds, and than any length a request may have */
-    long long n = 0;
+    unsigned long long n = 0,
+                       limit = negative ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     for (; i < len; i++) {
         if (digits[i] < '0' || digits[i] > '9')
             return false;
-        n = n * 10 + (digits[i] - '0');
+        unsigned digit = (unsigned)(digits[i] - '0');
+        if (n > (limit - digit) / 10)
+            return false; /* past the range of a long long */
+        n = n * 10 + digit;
     }
-    *value = negative ? -n : n;
+    *value = negative && n > 0 ? -(long long)(n - 1) - 1 : (long long)n;
     return true;
 }
 
@@ -70,19 +68,10 @@ static enum resp_result parse_header(const char *bytes, size_t len, size_t *pos,
         return RESP_INCOMPLETE; /* the '\n' has not come yet */
     if (bytes[end + 1] != '\n')
         return refuse(why, why_len, "expected '\\r\\n' after a length");
-    if (!parse_length(bytes + start, end - start, value))
+    if (!resp_integer(bytes + start, end - start, value))
         return refuse(why, why_len, "%s", invalid);
     *pos = end + 2;
     return RESP_REQUEST;
-}
-
-/* Describes a byte for an error line: itself if printable, else its hex code. */
-static void describe_byte(unsigned char byte, char *out, size_t out_len)
-{
-    if (isprint(byte))
-        snprintf(out, out_len, "'%c'", byte);
-    else
-        snprintf(out, out_len, "0x%02x", byte);
 }
 
 /* "*<count>\r\n" then count times "$<length>\r\n<bytes>\r\n". */
@@ -102,11 +91,9 @@ static enum resp_result parse_array(const char *bytes, size_t len, const struct 
     for (size_t i = 0; i < n; i++) {
         if (pos == len)
             return RESP_INCOMPLETE;
-        if (bytes[pos] != '$') {
-            char got[8];
-            describe_byte((unsigned char)bytes[pos], got, sizeof got);
-            return refuse(why, why_len, "expected '$', got %s", got);
-        }
+        /* The byte as it came, as Redis says it; reply_error() keeps the line one line. */
+        if (bytes[pos] != '$')
+            return refuse(why, why_len, "expected '$', got '%c'", bytes[pos]);
         long long bulk;
         result = parse_header(bytes, len, &pos, limits, &bulk, "too big bulk count string",
                               "invalid bulk length", why, why_len);
@@ -128,10 +115,20 @@ static enum resp_result parse_array(const char *bytes, size_t len, const struct 
     return RESP_REQUEST;
 }
 
-/* Whether a byte separates the words of an inline command (as isspace() says, in any locale). */
+/*
+ * Redis's rules for the words of an inline command (its sdssplitargs()):
+ * any blank may come before a word (isspace(), in any locale), but only a
+ * space, a tab or a CR ends one; a VT or an FF after a word's first byte
+ * is part of it.
+ */
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool ends_word(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
 }
 
 /* One line, "\r\n" or "\n" at its end, split into words on blanks. */
@@ -155,7 +152,7 @@ static enum resp_result parse_inline(const char *bytes, size_t len, const struct
         if (pos == line_len)
             break;
         size_t start = pos;
-        while (pos < line_len && !is_blank(bytes[pos]))
+        while (pos < line_len && !ends_word(bytes[pos]))
             pos++;
         if (n == limits->max_args)
             return refuse(why, why_len, "too many arguments in an inline request");
@@ -178,76 +175,66 @@ enum resp_result resp_parse(const char *bytes, size_t len, const struct resp_lim
     return parse_inline(bytes, len, limits, args, argc, used, why, why_len);
 }
 
-/* The line of a reply element at bytes[pos]: where its "\r\n" starts, or 0 if it has not come yet. */
+/* Where the "\r\n" that ends the line starting at bytes[pos] is, or 0 if it has not come yet. */
 static size_t reply_line_end(const char *bytes, size_t len, size_t pos)
 {
-    for (size_t i = pos; i + 1 < len; i++)
-        if (bytes[i] == '\r' && bytes[i + 1] == '\n')
-            return i;
-    return 0;
+    const char *cr = pos < len ? memchr(bytes + pos, '\r', len - pos) : NULL;
+    while (cr != NULL && (size_t)(cr - bytes) + 1 < len && cr[1] != '\n')
+        cr = memchr(cr + 1, '\r', len - (size_t)(cr + 1 - bytes));
+    if (cr == NULL || (size_t)(cr - bytes) + 1 >= len)
+        return 0;
+    return (size_t)(cr - bytes);
 }
 
-/* An integer reply: any long long, in decimal (parse_length() stops at 18 digits). */
-static bool parse_integer(const char *digits, size_t len, long long *value)
+enum resp_read resp_read_element(struct resp_reader *reader, const char *bytes, size_t len,
+                                 struct resp_element *element, size_t *used)
 {
-    bool negative = len > 0 && digits[0] == '-';
-    size_t i = negative ? 1 : 0;
-    if (i == len)
-        return false;
-    unsigned long long n = 0, limit = negative ? 9223372036854775808ull : 9223372036854775807ull;
-    for (; i < len; i++) {
-        if (digits[i] < '0' || digits[i] > '9')
-            return false;
-        unsigned digit = (unsigned)(digits[i] - '0');
-        if (n > (limit - digit) / 10)
-            return false;
-        n = n * 10 + digit;
+    if (len == 0)
+        return RESP_MORE;
+    char type = bytes[0];
+    if (type != '+' && type != '-' && type != ':' && type != '$' && type != '*')
+        return RESP_NOT_RESP;
+    size_t end = reply_line_end(bytes, len, 1);
+    if (end == 0)
+        return RESP_MORE;
+    struct resp_element e = {.type = type, .bytes = bytes + 1, .len = end - 1};
+    if (type == ':' || type == '$' || type == '*') {
+        if (!resp_integer(bytes + 1, end - 1, &e.n) || (type != ':' && e.n < -1))
+            return RESP_NOT_RESP;
+        e.bytes = NULL;
+        e.len = 0;
     }
-    *value = negative ? (long long)(0 - n) : (long long)n;
-    return true;
+    size_t pos = end + 2;
+    if (type == '$' && e.n >= 0) {
+        size_t size = (size_t)e.n;
+        if (len - pos < 2 || len - pos - 2 < size) /* not len - pos < size + 2, which a huge size wraps */
+            return RESP_MORE;
+        if (bytes[pos + size] != '\r' || bytes[pos + size + 1] != '\n')
+            return RESP_NOT_RESP;
+        e.bytes = bytes + pos;
+        e.len = size;
+        pos += size + 2;
+    }
+    if (type == '*' && e.n > 0 && reader->depth == RESP_REPLY_DEPTH_MAX)
+        return RESP_NOT_RESP;
+    /* A whole element: it takes its place in the array that holds it, and may open one or close some. */
+    e.depth = reader->depth;
+    if (reader->depth > 0) {
+        e.index = reader->count[reader->depth] - reader->left[reader->depth] + 1;
+        reader->left[reader->depth]--;
+    }
+    if (type == '*' && e.n > 0) {
+        reader->depth++;
+        reader->left[reader->depth] = reader->count[reader->depth] = e.n;
+    }
+    while (reader->depth > 0 && reader->left[reader->depth] == 0)
+        reader->depth--;
+    *element = e;
+    *used = pos;
+    return RESP_ELEMENT;
 }
 
-/*
- * Walks the elements without recursion: remaining[d] counts the elements
- * still owed to the array open at depth d. A reply is whole when the
- * outermost count reaches zero.
- */
-enum resp_result resp_reply_size(const char *bytes, size_t len, size_t *size)
+bool resp_reply_done(const struct resp_reader *reader)
 {
-    long long remaining[RESP_REPLY_DEPTH_MAX + 1] = {1};
-    size_t depth = 0, pos = 0;
-    while (depth > 0 || remaining[0] > 0) {
-        if (remaining[depth] == 0) {
-            depth--; /* this array is complete: back to the one holding it */
-            continue;
-        }
-        if (pos == len)
-            return RESP_INCOMPLETE;
-        char type = bytes[pos];
-        if (type != '+' && type != '-' && type != ':' && type != '$' && type != '*')
-            return RESP_PROTOCOL_ERROR;
-        size_t end = reply_line_end(bytes, len, pos + 1);
-        if (end == 0)
-            return RESP_INCOMPLETE;
-        long long n = 0;
-        if ((type == ':' && !parse_integer(bytes + pos + 1, end - pos - 1, &n)) ||
-            ((type == '$' || type == '*') && !parse_length(bytes + pos + 1, end - pos - 1, &n)))
-            return RESP_PROTOCOL_ERROR;
-        pos = end + 2;
-        remaining[depth]--;
-        if (type == '$' && n >= 0) {
-            if (len - pos < 2 || len - pos - 2 < (unsigned long long)n)
-                return RESP_INCOMPLETE;
-            pos += (size_t)n;
-            if (bytes[pos] != '\r' || bytes[pos + 1] != '\n')
-                return RESP_PROTOCOL_ERROR;
-            pos += 2;
-        } else if (type == '*' && n > 0) {
-            if (depth == RESP_REPLY_DEPTH_MAX)
-                return RESP_PROTOCOL_ERROR;
-            remaining[++depth] = n;
-        }
-    }
-    *size = pos;
-    return RESP_REQUEST;
+    return reader->depth == 0;
 }

@@ -9,8 +9,10 @@
  *                                        a NUL) may sit in an argument
  *   "ECHO hello\r\n"                     an inline command: framed by a
  *                                        delimiter, the end of the line,
- *                                        and split on blanks (space, tab,
- *                                        CR, VT, FF)
+ *                                        and split on blanks (a space, a
+ *                                        tab or a CR ends a word; VT and FF
+ *                                        are skipped only before one, as
+ *                                        in Redis)
  *
  * resp_parse() looks at the bytes received so far and says: here is one
  * whole request (its arguments point into those bytes), or not enough yet,
@@ -24,6 +26,7 @@
 #ifndef RESP_H
 #define RESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The limits a request must keep to; a request beyond one is a protocol error. */
@@ -53,16 +56,52 @@ enum resp_result {
 enum resp_result resp_parse(const char *bytes, size_t len, const struct resp_limits *limits,
                             struct resp_arg *args, size_t *argc, size_t *used, char *why, size_t why_len);
 
-/* The deepest nesting of arrays in a reply that resp_reply_size() accepts. */
+/*
+ * A decimal integer as Redis reads one (its string2ll()): an optional '-',
+ * then digits, no '+', no blank, no leading zero (but "0", and so no
+ * "-0"), within a long long. Returns false for anything else.
+ */
+bool resp_integer(const char *digits, size_t len, long long *value);
+
+/* The deepest nesting of arrays in a reply that resp_read_element() follows. */
 #define RESP_REPLY_DEPTH_MAX 16
 
 /*
- * The other direction, for a client: whether bytes[0, len) begins with a
- * whole reply (a simple string, error, integer, bulk string or array of
- * replies), and how long it is. RESP_REQUEST: *size bytes make one reply;
- * RESP_INCOMPLETE: receive more; RESP_PROTOCOL_ERROR: not RESP, or nested
- * deeper than RESP_REPLY_DEPTH_MAX.
+ * The other direction, for a client: replies, read one element at a time
+ * (as hiredis's reader does), so that each is looked at once, as soon as
+ * it is whole, and a long reply is printed while it arrives.
  */
-enum resp_result resp_reply_size(const char *bytes, size_t len, size_t *size);
+struct resp_element {
+    char type;   /* '+', '-', ':', '$' or '*' */
+    long long n; /* ':' its value; '$' its length and '*' its count, -1 for null */
+    const char
+        *bytes; /* '+', '-': the text; '$': the bytes (inside the caller's buffer, not NUL-terminated) */
+    size_t len;
+    size_t depth;    /* how many arrays hold it: 0 for a reply on its own */
+    long long index; /* its place in the array that holds it, from 1; 0 at depth 0 */
+};
+
+/* Where a reader is in a reply: what each array still open owes. Starts zeroed: {0}. */
+struct resp_reader {
+    size_t depth;                              /* arrays open */
+    long long left[RESP_REPLY_DEPTH_MAX + 1];  /* elements still owed to the array open at each depth */
+    long long count[RESP_REPLY_DEPTH_MAX + 1]; /* and how many it has */
+};
+
+enum resp_read {
+    RESP_ELEMENT, /* one whole element: *used bytes */
+    RESP_MORE,    /* not a whole element yet: receive more, keep these bytes, read again */
+    RESP_NOT_RESP /* not a reply in RESP2, or nested deeper than RESP_REPLY_DEPTH_MAX */
+};
+
+/*
+ * Reads the element at the start of bytes[0, len) into *element. On
+ * RESP_MORE and RESP_NOT_RESP the reader is as it was.
+ */
+enum resp_read resp_read_element(struct resp_reader *reader, const char *bytes, size_t len,
+                                 struct resp_element *element, size_t *used);
+
+/* Whether the elements read so far make whole replies: no array is still owed elements. */
+bool resp_reply_done(const struct resp_reader *reader);
 
 #endif

@@ -11,11 +11,12 @@
  * moves bytes, as in lesson 04.
  *
  * One thing is new for the loop: a client can now be owed bytes that no
- * request of its own asked for. A PUBLISH from one client puts a message
- * into the mailbox of every subscriber (hub.h), and the hub tells the
- * loop through wake(); after each wake-up, deliver_mail() sends each
- * mailbox like a reply. A subscriber that does not read is closed like any
- * client that does not read: past --max-output bytes unsent.
+ * request of its own asked for. A PUBLISH from one client appends a
+ * message to the output of every subscriber (hub.h), and the hub tells
+ * the loop through output_ready(): the subscriber joins the connections
+ * with something to send, sent before the loop waits again. A message
+ * cannot wait for its subscriber to read, so it has a limit of its own:
+ * one that would take a client's output past --max-output closes it.
  *
  * Run:   make && ./server            (then redis-cli -p 9090, or ./client)
  *        redis-benchmark -p 9090 -t ping_inline,ping_mbulk -q
@@ -26,7 +27,6 @@
 #include "hub.h"
 #include "log.h"
 #include "net.h"
-#include "outbuf.h"
 #include "platform.h"
 #include "poller.h"
 #include "session.h"
@@ -43,17 +43,18 @@
 #define DEFAULT_IDLE_TIMEOUT_S    300     /* a client that sends nothing for this long is closed */
 #define DEFAULT_REQUEST_TIMEOUT_S 30      /* a request must be complete this long after its first byte */
 #define DEFAULT_SEND_TIMEOUT_S    10      /* a reply that finds no room for this long closes the client */
-#define DEFAULT_MAX_OUTPUT        1048576 /* replies a client may leave unread before it is closed, in bytes */
+#define DEFAULT_MAX_OUTPUT        1048576 /* a message that would leave more than this unread closes a client */
 #define DEFAULT_MAX_ARGS          1024    /* arguments in one request */
 #define DEFAULT_MAX_BULK          524288  /* bytes in one bulk string */
 #define DEFAULT_MAX_INLINE        65536   /* bytes in one inline command (Redis's PROTO_INLINE_MAX_SIZE) */
-#define DEFAULT_MAX_QUERY         1048576 /* unparsed bytes kept for one client's unfinished request */
+#define DEFAULT_MAX_QUERY         1048576 /* bytes of one client's unfinished request or transaction */
+#define DEFAULT_MAX_SUBSCRIPTIONS 100000  /* channels one client may subscribe to */
 
 /* How long to stop accepting when the process is out of descriptors (as memcached does). */
 #define ACCEPT_PAUSE_MS 100
 
 /* How long a client closed with an error may go on sending before its socket is closed anyway. */
-#define VERDICT_LINGER_MS 2000
+#define LINGER_MS 2000
 
 /* At the end, how long the log may take to reach stderr: a stderr nobody reads must not hold up the exit. */
 #define LOG_STOP_WAIT_MS 1000
@@ -62,11 +63,15 @@
  * them. */
 #define READ_BUDGET 65536
 
+/* The most connections accepted per wake-up (Redis: MAX_ACCEPTS_PER_CALL): the clients already here get
+ * their turn too; the listener stays readable, and the next wake-up accepts the rest. */
+#define ACCEPTS_PER_WAKE 1000
+
 /*
- * Backpressure: while a client has more than this much of its replies
- * unsent, its next requests are not read. They wait in the kernel instead, its
- * window fills, and its own sends stall. (A --max-output below this is the
- * mark instead: such a client is closed rather than paused.)
+ * Backpressure: past this many bytes of a client's output unsent, its
+ * session answers no more requests, and the loop reads no more of them.
+ * They wait in the kernel instead, its window fills, and its own sends
+ * stall. As it reads, the session goes on.
  */
 #define OUTPUT_HIGH_WATER 65536
 
@@ -81,12 +86,13 @@ static const char usage_format[] =
     "  --max-args N            most arguments in one request (default %d)\n"
     "  --max-bulk BYTES        longest bulk string (default %d)\n"
     "  --max-inline BYTES      longest inline command (default %d)\n"
-    "  --max-query BYTES       most bytes kept of an unfinished request (default %d)\n"
+    "  --max-query BYTES       most bytes kept of an unfinished request or transaction (default %d)\n"
     "  --max-clients N         clients served at once; more are refused (default %d)\n"
     "  --idle-timeout SECS     close a client silent this long, 0 for never; not subscribers (default %d)\n"
     "  --request-timeout SECS  close a client whose request takes longer, 0 for never (default %d)\n"
     "  --send-timeout SECS     close a client that does not read its replies, 0 for never (default %d)\n"
-    "  --max-output BYTES      close a client that leaves more replies than this unread (default %d)\n"
+    "  --max-output BYTES      close a subscriber whose messages would leave more unread (default %d)\n"
+    "  --max-subscriptions N   most channels one client may subscribe to (default %d)\n"
     "  --help                  print this help and exit\n"
     "Ctrl+C stops the server gracefully; a second Ctrl+C ends it at once.\n";
 
@@ -103,14 +109,16 @@ struct limits {
     long request_timeout_s;
     long send_timeout_s;
     long max_output;
+    long max_subscriptions;
 };
 
 /* Where a connection is in its life: each is what a thread per client knew by where it was in its code. */
 enum conn_state {
     OPEN,      /* reading requests and answering them */
-    DRAINING,  /* QUIT, "exit", or the end of the stream: send what is queued, then close */
+    DRAINING,  /* the client is done (its goodbye, or the end of its stream): send what is queued, then close
+                */
     REFUSING,  /* an error is queued: send it, end the stream, then linger */
-    LINGERING, /* the stream is ended: read and drop what still comes, until it closes or VERDICT_LINGER_MS */
+    LINGERING, /* the stream is ended: read and drop what still comes, until it closes or LINGER_MS */
     STOPPING,  /* the server stops: send what is queued and the notice, then close */
 };
 
@@ -118,16 +126,15 @@ enum conn_state {
 struct conn {
     socket_t sock;
     enum conn_state state;
-    struct session session;   /* the protocol: requests in, replies out */
-    struct outbuf unsent;     /* replies the socket had no room for yet */
+    struct session session;   /* the protocol: requests in, its output out */
     unsigned watched;         /* what the poller watches the socket for */
     long long stalled_since;  /* when a send last found no room with bytes unsent (0: none unsent) */
     long long linger_until;   /* while LINGERING */
     struct timer timer;       /* the nearest of its deadlines */
     struct conn *prev, *next; /* the open connections, for the stop */
+    struct conn *send_next;   /* in the loop's list of connections with something to send, while to_send */
+    bool to_send;             /* it is in that list */
     bool closed;              /* closed during this wake-up: its other events are stale */
-    struct conn *mail_next;   /* in the loop's list of connections with mail, while has_mail */
-    bool has_mail;            /* a PUBLISH left messages in its session's mailbox */
     char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
 };
 
@@ -139,15 +146,13 @@ struct loop {
     socket_t listener;       /* SOCKET_INVALID once the stop has closed it */
     long long accept_resume; /* when accepting resumes after running out of descriptors (0: not paused) */
     struct timers timers;
-    struct conn *first;  /* every open connection */
-    struct conn *closed; /* connections closed during this wake-up, freed after it */
-    struct conn *mail;   /* connections with mail, to deliver after this wake-up's events */
-    struct hub hub;      /* what the sessions share: the clients, the channels, the counters */
-    long connected;
+    struct conn *first;   /* every open connection */
+    struct conn *closed;  /* connections closed during this wake-up, freed after it */
+    struct conn *to_send; /* connections with something to send, sent before the next wait */
+    struct hub hub;       /* what the sessions share: the clients, the channels, the counters */
     bool stopping;
     long long stop_deadline; /* once stopping: when every connection left is closed anyway */
-    struct outbuf scratch;   /* the replies to one receive, on their way to send(); kept, never freed */
-    unsigned long clients_served, clients_refused, commands_run;
+    unsigned long clients_refused;
     char listener_mark, stop_mark; /* their addresses tell the listener's and the stop's events apart */
     char received[READ_BUDGET];    /* what one recv() reads into, for every client in turn */
 };
@@ -170,11 +175,8 @@ static void conn_close(struct loop *loop, struct conn *conn)
     poller_remove(loop->poller, conn->sock);
     sock_close(conn->sock);
     timers_cancel(&loop->timers, &conn->timer);
-    log_event(conn->peer, "disconnected after %lu commands", conn->session.commands);
-    loop->commands_run += conn->session.commands;
-    loop->connected--;
+    log_event(conn->peer, "disconnected after %lu requests", conn->session.requests);
     session_end(&conn->session);
-    outbuf_release(&conn->unsent);
     if (conn->prev != NULL)
         conn->prev->next = conn->next;
     else
@@ -184,6 +186,13 @@ static void conn_close(struct loop *loop, struct conn *conn)
     conn->closed = true;
     conn->next = loop->closed;
     loop->closed = conn;
+}
+
+/* Closes a connection the loop cannot go on serving, and says why. */
+static void give_up(struct loop *loop, struct conn *conn, const char *why)
+{
+    log_event(conn->peer, "error: %s, closing", why);
+    conn_close(loop, conn);
 }
 
 /* Frees the connections closed during this wake-up, once no event can name them any more. */
@@ -212,9 +221,9 @@ static long long conn_due(const struct loop *loop, const struct conn *conn)
     if (conn->state == LINGERING)
         due = conn->linger_until;
     if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0) {
-        long long give_up = conn->stalled_since + loop->limits.send_timeout_s * 1000;
-        if (due == 0 || give_up < due)
-            due = give_up;
+        long long give_up_at = conn->stalled_since + loop->limits.send_timeout_s * 1000;
+        if (due == 0 || give_up_at < due)
+            due = give_up_at;
     }
     return due;
 }
@@ -223,104 +232,32 @@ static long long conn_due(const struct loop *loop, const struct conn *conn)
  * Keeps the connection's timer at or before its nearest deadline. A later
  * deadline (every request moves the idle one) leaves the timer where it
  * is: when it goes off, expire() finds the deadline has moved and sets it
- * again. So a busy client costs the heap nothing per request.
+ * again. So a busy client costs the heap nothing per request. Returns 0,
+ * or -1 when the heap has no memory: then the connection has no deadline,
+ * and must not stay.
  */
-static void arm(struct loop *loop, struct conn *conn)
+static int arm(struct loop *loop, struct conn *conn)
 {
     long long due = conn_due(loop, conn);
     if (due == 0)
         timers_cancel(&loop->timers, &conn->timer);
     else if (conn->timer.slot == 0 || due < conn->timer.due)
-        timers_set(&loop->timers, &conn->timer, due);
+        return timers_set(&loop->timers, &conn->timer, due);
+    return 0;
 }
 
-/* Sends what fits of the bytes queued for the connection. Returns false when the connection broke. */
-static bool send_some(struct conn *conn, struct outbuf *out, long long now)
+/* Puts the connection in the list of those with something to send (or a state to act on) before the next
+ * wait. */
+static void queue_send(struct loop *loop, struct conn *conn)
 {
-    while (outbuf_pending(out) > 0) {
-        long sent = sock_send(conn->sock, outbuf_data(out), outbuf_pending(out));
-        if (sent < 0) {
-            int code = sock_last_error();
-            if (sock_error_is_interrupt(code))
-                continue;
-            if (!sock_error_is_would_block(code))
-                return false;
-            if (conn->stalled_since == 0)
-                conn->stalled_since = now; /* no room: the send clock starts */
-            return true;
-        }
-        outbuf_consume(out, (size_t)sent);
-        conn->stalled_since = outbuf_pending(out) > 0 ? now : 0; /* progress: the clock starts again */
-    }
-    return true;
+    if (conn->to_send)
+        return;
+    conn->to_send = true;
+    conn->send_next = loop->to_send;
+    loop->to_send = conn;
 }
 
-/*
- * Sends what the connection has queued, in one send() when it all fits:
- * the replies to this wake-up's receive (in the loop's scratch buffer),
- * or what was left over before. What does not fit waits in the
- * connection's own buffer, and the poller watches for room. Once all is
- * out, the state says what comes next.
- */
-static void flush(struct loop *loop, struct conn *conn, long long now)
-{
-    struct outbuf *scratch = &loop->scratch;
-    bool broken = !send_some(conn, outbuf_pending(&conn->unsent) > 0 ? &conn->unsent : scratch, now);
-    if (!broken &&
-        outbuf_pending(&conn->unsent) + outbuf_pending(scratch) > (size_t)loop->limits.max_output) {
-        log_event(conn->peer, "error: leaves more than %ld bytes of replies unread, closing",
-                  loop->limits.max_output);
-        broken = true;
-    }
-    /* The socket took part of this wake-up's replies: the rest waits in the connection's own buffer. */
-    if (!broken && outbuf_pending(scratch) > 0 &&
-        outbuf_append(&conn->unsent, outbuf_data(scratch), outbuf_pending(scratch)) != 0) {
-        log_event(conn->peer, "error: out of memory for its replies, closing");
-        broken = true;
-    }
-    outbuf_consume(scratch, outbuf_pending(scratch));
-    if (broken) {
-        conn_close(loop, conn);
-        return;
-    }
-    size_t unsent = outbuf_pending(&conn->unsent);
-    if (unsent > 0) {
-        /* Watch for room; read on only while what waits stays under the high-water mark. */
-        bool read_on = conn->state == OPEN && unsent <= OUTPUT_HIGH_WATER;
-        watch(loop, conn, POLLER_WRITE | (read_on ? POLLER_READ : 0u));
-        arm(loop, conn);
-        return;
-    }
-    outbuf_release(&conn->unsent); /* all out: an idle connection holds no buffer */
-    switch (conn->state) {
-    case OPEN:
-        watch(loop, conn, POLLER_READ);
-        break;
-    case DRAINING:
-    case STOPPING:
-        conn_close(loop, conn);
-        return;
-    case REFUSING:
-        /* Not close(): unread bytes would turn it into a reset, which can cost the client its error. */
-        sock_stop_sending(conn->sock);
-        conn->state = LINGERING;
-        conn->linger_until = now + VERDICT_LINGER_MS;
-        watch(loop, conn, POLLER_READ);
-        break;
-    case LINGERING:
-        break;
-    }
-    arm(loop, conn);
-}
-
-/* Where replies go: behind what is still unsent, or, when nothing is, into the scratch buffer for one send().
- */
-static struct outbuf *replies_to(struct loop *loop, struct conn *conn)
-{
-    return outbuf_pending(&conn->unsent) > 0 ? &conn->unsent : &loop->scratch;
-}
-
-/* Acts on the session's verdict about what it was just fed. */
+/* Acts on the session's verdict about what it was just fed, or what it answered as its output drained. */
 static void judge(struct conn *conn, enum session_verdict verdict)
 {
     switch (verdict) {
@@ -337,10 +274,88 @@ static void judge(struct conn *conn, enum session_verdict verdict)
 }
 
 /*
+ * Sends what fits of the session's output. Each send tells the session
+ * how much went, and it may answer requests it held back meanwhile.
+ * Returns false when the connection broke.
+ */
+static bool send_some(struct conn *conn, long long now)
+{
+    size_t len;
+    const char *bytes;
+    while ((bytes = session_output(&conn->session, &len)) != NULL) {
+        long sent = sock_send(conn->sock, bytes, len);
+        if (sent < 0) {
+            int code = sock_last_error();
+            if (sock_error_is_interrupt(code))
+                continue;
+            if (!sock_error_is_would_block(code))
+                return false;
+            if (conn->stalled_since == 0)
+                conn->stalled_since = now; /* no room: the send clock starts */
+            return true;
+        }
+        conn->stalled_since = 0; /* progress: the clock stops */
+        judge(conn, session_sent(&conn->session, (size_t)sent, now));
+    }
+    return true;
+}
+
+/*
+ * Sends what the session has to say, unless it is broken: then it is
+ * closed, and nothing more is sent. What does not fit waits in the
+ * session's output, and the poller watches for room; once all is out, the
+ * state says what comes next.
+ */
+static void flush(struct loop *loop, struct conn *conn, long long now)
+{
+    if (session_broken(&conn->session) == NULL && !send_some(conn, now)) {
+        conn_close(loop, conn); /* broken or reset: nobody left to answer */
+        return;
+    }
+    const char *broken = session_broken(&conn->session); /* then it is sent nothing more */
+    if (broken != NULL) {
+        give_up(loop, conn, broken);
+        return;
+    }
+    size_t unsent;
+    session_output(&conn->session, &unsent);
+    unsigned events = POLLER_READ;
+    if (unsent > 0) {
+        /* Watch for room; read on only while the session wants more. */
+        bool read_on = conn->state == OPEN && session_wants_input(&conn->session);
+        events = POLLER_WRITE | (read_on ? POLLER_READ : 0u);
+    } else if (conn->state == DRAINING || conn->state == STOPPING) {
+        conn_close(loop, conn);
+        return;
+    } else if (conn->state == REFUSING) {
+        /* Not close(): unread bytes would turn it into a reset, which can cost the client its error. */
+        sock_stop_sending(conn->sock);
+        conn->state = LINGERING;
+        conn->linger_until = now + LINGER_MS;
+    }
+    if (watch(loop, conn, events) != 0)
+        give_up(loop, conn, "cannot watch its socket");
+    else if (arm(loop, conn) != 0)
+        give_up(loop, conn, "out of memory for its deadlines");
+}
+
+/* Sends, before the loop waits again, for every connection queued during this wake-up. */
+static void send_pending(struct loop *loop, long long now)
+{
+    while (loop->to_send != NULL) {
+        struct conn *conn = loop->to_send;
+        loop->to_send = conn->send_next;
+        conn->to_send = false;
+        if (!conn->closed)
+            flush(loop, conn, now);
+    }
+}
+
+/*
  * One recv() into the loop's buffer, at most READ_BUDGET bytes: what is
  * left waits for the next wake-up, and the poller says so again (its
  * readiness is level-triggered). The session answers the requests into
- * the scratch buffer, or behind what is still unsent.
+ * its output, sent before the loop waits again.
  */
 static void receive(struct loop *loop, struct conn *conn, long long now)
 {
@@ -353,8 +368,8 @@ static void receive(struct loop *loop, struct conn *conn, long long now)
     if (got == 0)
         conn->state = DRAINING; /* the end of the stream: the client has said all it will */
     else
-        judge(conn, session_feed(&conn->session, loop->received, (size_t)got, now, replies_to(loop, conn)));
-    flush(loop, conn, now);
+        judge(conn, session_feed(&conn->session, loop->received, (size_t)got, now));
+    queue_send(loop, conn);
 }
 
 /* Reads and drops what a client still sends after its error, until it closes its side. */
@@ -368,70 +383,26 @@ static void drop_input(struct loop *loop, struct conn *conn)
 /* A client's socket is ready: read, or send what waits, as its state wants. */
 static void serve(struct loop *loop, struct conn *conn, unsigned events, long long now)
 {
-    if ((events & POLLER_READ) && conn->state == OPEN)
+    if ((events & POLLER_READ) && conn->state == OPEN && session_wants_input(&conn->session))
         receive(loop, conn, now);
     else if ((events & POLLER_READ) && conn->state == LINGERING)
         drop_input(loop, conn);
-    if (!conn->closed && (events & POLLER_WRITE) && outbuf_pending(&conn->unsent) > 0)
-        flush(loop, conn, now);
+    if (!conn->closed && (events & POLLER_WRITE))
+        queue_send(loop, conn);
 }
 
-/* The hub's wake(): a session has mail. Its connection joins the list that deliver_mail() sends. */
-static void wake(void *driver, struct session *session)
+/* The hub's output_ready(): a PUBLISH gave the session output, or too much. Its connection will send it. */
+static void output_ready(void *driver, struct session *session)
 {
-    struct loop *loop = driver;
-    struct conn *conn = conn_of_session(session);
-    if (conn->has_mail)
-        return;
-    conn->has_mail = true;
-    conn->mail_next = loop->mail;
-    loop->mail = conn;
+    queue_send(driver, conn_of_session(session));
 }
 
-/*
- * Sends each mailbox filled during this wake-up as if it were a reply: it
- * goes behind what is unsent, and flush() closes a subscriber that leaves
- * more than --max-output unread; one whose mailbox overflowed first is
- * closed here. Called after the events, never from wake(): closing a
- * connection while a PUBLISH walks the subscribers of a channel would pull
- * one out from under it.
- */
-static void deliver_mail(struct loop *loop, long long now)
-{
-    while (loop->mail != NULL) {
-        struct conn *conn = loop->mail;
-        loop->mail = conn->mail_next;
-        conn->has_mail = false;
-        struct outbuf *mailbox = &conn->session.mailbox;
-        if (conn->closed || conn->state != OPEN) {
-            outbuf_consume(mailbox, outbuf_pending(mailbox)); /* on its way out: no more messages */
-            continue;
-        }
-        if (conn->session.mail_overflow) {
-            log_event(conn->peer, "error: leaves more than %ld bytes of messages unread, closing",
-                      loop->limits.max_output);
-            conn_close(loop, conn);
-            continue;
-        }
-        if (outbuf_pending(mailbox) == 0)
-            continue; /* its session was fed since, and took its mail along */
-        struct outbuf *out = replies_to(loop, conn);
-        if (session_take_mail(&conn->session, out) != 0) {
-            log_event(conn->peer, "error: out of memory for its messages, closing");
-            outbuf_consume(out, outbuf_pending(out));
-            conn_close(loop, conn);
-            continue;
-        }
-        flush(loop, conn, now);
-    }
-}
-
-/* Turns a client away at once with a one-line reason; never waits on it. */
-static void refuse(socket_t sock, const char *peer, const char *verdict, size_t len, const char *why)
+/* Turns a client away at once with a one-line reply; never waits on it. */
+static void turn_away(socket_t sock, const char *peer, const char *reply, size_t len, const char *why)
 {
     log_event(peer, "error: %s, refusing", why);
     struct send_limit no_wait = {.stall_ms = 0};
-    net_send_all(sock, verdict, len, &no_wait);
+    net_send_all(sock, reply, len, &no_wait);
     sock_close(sock);
 }
 
@@ -449,22 +420,21 @@ static bool admit(struct loop *loop, socket_t sock, const char *peer, long long 
         free(conn);
         return false;
     }
-    session_start(&conn->session, &loop->hub, &loop->session_limits, peer, now);
+    session_start(&conn->session, &loop->hub, &loop->session_limits, conn->peer, now);
     conn->next = loop->first;
     if (loop->first != NULL)
         loop->first->prev = conn;
     loop->first = conn;
-    loop->connected++;
-    loop->clients_served++;
     log_event(conn->peer, "connected");
-    arm(loop, conn);
+    if (arm(loop, conn) != 0)
+        give_up(loop, conn, "out of memory for its deadlines");
     return true;
 }
 
-/* Accepts every connection that waits, until accept() would block. */
+/* Accepts the connections that wait, until accept() would block or ACCEPTS_PER_WAKE are taken. */
 static void accept_clients(struct loop *loop, long long now)
 {
-    for (;;) {
+    for (int taken = 0; taken < ACCEPTS_PER_WAKE; taken++) {
         char peer[NET_ADDR_TEXT];
         socket_t sock = net_accept(loop->listener, peer, sizeof peer);
         if (sock == SOCKET_INVALID) {
@@ -484,12 +454,12 @@ static void accept_clients(struct loop *loop, long long now)
             continue; /* a client that left before we took it, say */
         }
         if (sock_set_nonblocking(sock, true) != 0) {
-            refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "cannot set up its socket");
-        } else if (loop->connected >= loop->limits.max_clients) {
+            turn_away(sock, peer, busy_reply, sizeof busy_reply - 1, "cannot set up its socket");
+        } else if (loop->hub.clients >= (size_t)loop->limits.max_clients) {
             loop->clients_refused++;
-            refuse(sock, peer, full_reply, sizeof full_reply - 1, "server full");
+            turn_away(sock, peer, full_reply, sizeof full_reply - 1, "server full");
         } else if (!admit(loop, sock, peer, now)) {
-            refuse(sock, peer, busy_reply, sizeof busy_reply - 1, "out of memory");
+            turn_away(sock, peer, busy_reply, sizeof busy_reply - 1, "out of memory");
         }
     }
 }
@@ -504,18 +474,18 @@ static void expire(struct loop *loop, long long now)
         if (due == 0)
             continue;
         if (due > now) { /* the deadline moved since the timer was set: set it again */
-            timers_set(&loop->timers, &conn->timer, due);
+            if (timers_set(&loop->timers, &conn->timer, due) != 0)
+                give_up(loop, conn, "out of memory for its deadlines");
             continue;
         }
         if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0 &&
             now >= conn->stalled_since + loop->limits.send_timeout_s * 1000) {
-            log_event(conn->peer, "error: not reading its replies, closing");
-            conn_close(loop, conn);
+            give_up(loop, conn, "not reading its replies");
         } else if (conn->state == LINGERING) {
             conn_close(loop, conn);
         } else if (conn->state == OPEN) {
-            judge(conn, session_expire(&conn->session, now, replies_to(loop, conn)));
-            flush(loop, conn, now);
+            judge(conn, session_expire(&conn->session, now));
+            queue_send(loop, conn);
         }
     }
 }
@@ -534,23 +504,21 @@ static void begin_stop(struct loop *loop, long long now)
     sock_close(loop->listener);
     loop->listener = SOCKET_INVALID;
     log_event("server", "stopping: no new clients, telling the connected ones");
-    /* First what each client sent before the stop gets its answer, and what they published goes out... */
+    /* First what each client sent before the stop gets its answer... */
     for (struct conn *conn = loop->first, *next; conn != NULL; conn = next) {
         next = conn->next;
         if (conn->state == LINGERING)
-            conn_close(loop, conn); /* it has had its verdict; the rest of its linger is not owed */
-        else if (conn->state == OPEN)
+            conn_close(loop, conn); /* it has had its error; the rest of its linger is not owed */
+        else if (conn->state == OPEN && session_wants_input(&conn->session))
             receive(loop, conn, now);
     }
-    deliver_mail(loop, now);
     /* ... then the notice, to every client still open. */
-    for (struct conn *conn = loop->first, *next; conn != NULL; conn = next) {
-        next = conn->next;
+    for (struct conn *conn = loop->first; conn != NULL; conn = conn->next) {
         if (conn->state != OPEN)
-            continue; /* it said QUIT, or was refused: it is on its way out already */
+            continue; /* it said goodbye, or was refused: it is on its way out already */
         conn->state = STOPPING;
-        session_stop(&conn->session, replies_to(loop, conn));
-        flush(loop, conn, now);
+        session_stop(&conn->session);
+        queue_send(loop, conn);
     }
 }
 
@@ -558,7 +526,8 @@ static void begin_stop(struct loop *loop, long long now)
 static void end_stop(struct loop *loop)
 {
     while (loop->first != NULL) {
-        if (outbuf_pending(&loop->first->unsent) > 0)
+        size_t unsent;
+        if (session_output(&loop->first->session, &unsent) != NULL)
             log_event(loop->first->peer, "error: not reading its replies at the stop, closing");
         conn_close(loop, loop->first);
     }
@@ -602,7 +571,7 @@ static int start_watching(struct loop *loop, char *err, size_t err_len)
     return 0;
 }
 
-/* The loop: wait, dispatch, expire; until the stop has been given its time and every client is gone. */
+/* The loop: wait, dispatch, expire, send; until the stop has been given its time and every client is gone. */
 static void run(struct loop *loop)
 {
     struct poller_event events[EVENTS_PER_WAIT];
@@ -610,6 +579,7 @@ static void run(struct loop *loop)
     while (!loop->stopping || (loop->first != NULL && now < loop->stop_deadline)) {
         int ready = poller_wait(loop->poller, events, EVENTS_PER_WAIT, wait_ms(loop, now));
         now = monotonic_ms();
+        loop->hub.wall_clock_us = wall_clock_us(); /* TIME's, read once a wake-up as Redis caches its own */
         if (ready < 0) {
             /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
              */
@@ -632,8 +602,8 @@ static void run(struct loop *loop)
                 serve(loop, data, events[i].events, now);
             }
         }
-        deliver_mail(loop, now);
         expire(loop, now);
+        send_pending(loop, now);
         if (loop->accept_resume != 0 && now >= loop->accept_resume && !loop->stopping) {
             loop->accept_resume = 0;
             poller_modify(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark);
@@ -658,7 +628,8 @@ int main(int argc, char **argv)
                                    .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
                                    .request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S,
                                    .send_timeout_s = DEFAULT_SEND_TIMEOUT_S,
-                                   .max_output = DEFAULT_MAX_OUTPUT};
+                                   .max_output = DEFAULT_MAX_OUTPUT,
+                                   .max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS};
     struct limits *limits = &loop->limits;
     const struct number_option limit_options[] = {
         {"--max-args", 1, 1024, &limits->max_args},
@@ -670,11 +641,13 @@ int main(int argc, char **argv)
         {"--request-timeout", 0, 86400, &limits->request_timeout_s},
         {"--send-timeout", 0, 86400, &limits->send_timeout_s},
         {"--max-output", 4096, 1073741824, &limits->max_output},
+        {"--max-subscriptions", 1, 100000000, &limits->max_subscriptions},
     };
-    char usage_text[sizeof usage_format + 128];
+    char usage_text[sizeof usage_format + 160];
     snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_ARGS,
              DEFAULT_MAX_BULK, DEFAULT_MAX_INLINE, DEFAULT_MAX_QUERY, DEFAULT_MAX_CLIENTS,
-             DEFAULT_IDLE_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S, DEFAULT_MAX_OUTPUT);
+             DEFAULT_IDLE_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S, DEFAULT_MAX_OUTPUT,
+             DEFAULT_MAX_SUBSCRIPTIONS);
     struct options opts;
     char err[NET_ERR_TEXT];
     if (parse_options(argc, argv, &opts, limit_options, sizeof limit_options / sizeof limit_options[0], err,
@@ -693,9 +666,11 @@ int main(int argc, char **argv)
                                                             .max_inline = (size_t)limits->max_inline},
                                                    .max_query = (size_t)limits->max_query,
                                                    .idle_ms = limits->idle_timeout_s * 1000,
-                                                   .request_ms = limits->request_timeout_s * 1000};
-    hub_init(&loop->hub, monotonic_ms(), wake, loop, wall_clock_us);
-    loop->hub.max_mailbox = (size_t)limits->max_output; /* with what waits unsent, at most twice that */
+                                                   .request_ms = limits->request_timeout_s * 1000,
+                                                   .high_water = OUTPUT_HIGH_WATER,
+                                                   .max_output = (size_t)limits->max_output,
+                                                   .max_subscriptions = (size_t)limits->max_subscriptions};
+    hub_init(&loop->hub, monotonic_ms(), output_ready, loop);
 
     if (net_startup() != 0)
         die("cannot start the socket library");
@@ -719,13 +694,12 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     run(loop);
-    log_event("server", "stopped: %lu clients served, %lu commands run, %lu refused (server full)",
-              loop->clients_served, loop->commands_run, loop->clients_refused);
+    log_event("server", "stopped: %llu clients served, %llu requests answered, %lu refused (server full)",
+              loop->hub.connections_received, loop->hub.commands_processed, loop->clients_refused);
     log_stop(LOG_STOP_WAIT_MS);
     poller_destroy(loop->poller);
     timers_free(&loop->timers);
     hub_free(&loop->hub);
-    outbuf_release(&loop->scratch);
     free(loop);
     stop_handler_remove();
     net_cleanup();

@@ -2,19 +2,23 @@
  * session.h - what the server says to one client, without any I/O: RESP
  * requests in, RESP replies and a verdict out.
  *
- * As in lesson 04, a session is fed the bytes a client sent and never
- * touches a socket or a clock: the driver hands it the time and asks for
- * its next deadline. What changed is the protocol (docs/protocol.md):
- * each request is a command, parsed by resp.c in either framing and run
- * by commands.c, and a session may now hear from other sessions through
- * the hub (a PUBLISH to a channel it subscribed to), which leaves the
- * message in its mailbox for the driver to send.
+ * As in lesson 04, a session is fed the bytes a client sent, answers into
+ * its own output, holds requests back while that output is over the
+ * high-water mark, and never touches a socket or a clock: the driver
+ * hands it the time and asks for its next deadline. What changed is the
+ * protocol (docs/protocol.md): each request is a command, parsed by resp.c
+ * in either framing and run by commands.c; and a session may now be
+ * given output no request of its own asked for: a PUBLISH to a channel it
+ * subscribed to (session_push(), called by the hub). That output cannot
+ * wait for the client to read, so it has a limit of its own, checked where
+ * it is appended: --max-output.
  */
 #ifndef SESSION_H
 #define SESSION_H
 
 #include "hub.h"
 #include "outbuf.h"
+#include "reply.h"
 #include "resp.h"
 
 #include <stdbool.h>
@@ -24,78 +28,113 @@
 struct session_limits {
     struct resp_limits
         resp;          /* arguments, bulk strings and inline lines (--max-args, --max-bulk, --max-inline) */
-    size_t max_query;  /* the most unparsed bytes kept for an unfinished request (--max-query) */
-    long long idle_ms; /* a client silent this long is closed (0: never); subscribers are exempt */
+    size_t max_query;  /* the most bytes of an unfinished request, or of a transaction (--max-query) */
+    long long idle_ms; /* a client silent this long, and owed nothing, is closed (0: never); subscribers are
+                          exempt */
     long long request_ms; /* a request must be finished this long after its first byte (0: never) */
+    size_t high_water;    /* past this many bytes unsent, no more requests are run until the client reads */
+    size_t max_output; /* a message that would take the output past this closes the client (--max-output) */
+    size_t max_subscriptions; /* the most channels one client may subscribe to (--max-subscriptions) */
 };
 
 enum session_verdict {
-    SESSION_OPEN,    /* go on: send what was queued, read more */
-    SESSION_DONE,    /* QUIT or "exit": send what was queued, then close */
-    SESSION_REFUSED, /* an error was queued: send it, end the stream, close (see `why`) */
+    SESSION_OPEN,    /* go on: send its output, read more when it wants input */
+    SESSION_DONE,    /* QUIT or "exit": send its output, then close */
+    SESSION_REFUSED, /* an error ends its output: send it, end the stream, close (see `why`) */
 };
 
-/* The longest client name (CLIENT SETNAME) and peer address kept. */
+/* The longest client name (CLIENT SETNAME). */
 #define SESSION_NAME_MAX 64
-#define SESSION_PEER_MAX 64
 
 struct session {
     struct hub *hub;
     const struct session_limits *limits;
     struct session *prev, *next; /* in the hub's list of every session */
     unsigned long long id;       /* CLIENT ID: 1, 2, ... in the order clients came */
-    char peer[SESSION_PEER_MAX]; /* "host:port" */
+    const char *peer;            /* "host:port": the driver's, which outlives the session */
     char name[SESSION_NAME_MAX + 1];
-    char *query;      /* an unfinished request, kept between receives; NULL while there is none */
-    size_t query_len; /* bytes of it */
-    size_t query_cap; /* bytes allocated for it */
-    struct channel *
-        *channels; /* the channels it subscribed to; while there is one, it is in subscribe mode */
-    size_t channel_count, channel_cap;
-    struct outbuf mailbox;      /* messages published to its channels, not sent yet (see hub.h) */
-    bool mail_overflow;         /* a message did not fit in the mailbox: the driver closes the session */
+    enum resp_version resp; /* RESP2, or RESP3 after HELLO 3 */
+    struct outbuf out;      /* what it has said (replies, messages) and the driver has not sent yet */
+    char *held;             /* bytes fed and not run yet; NULL while there are none */
+    size_t held_len;        /* an unfinished request, or requests held back while out is over the mark */
+    size_t held_cap;        /* bytes allocated for them */
+    bool paused;            /* out went over the mark with whole requests held: session_sent() goes on */
+    size_t channel_count;   /* channels it subscribed to; while there is one, it is in subscribe mode */
+    struct subscription *oldest, *newest; /* its subscriptions, in order (the hub's) */
+    bool in_multi;                        /* between MULTI and EXEC or DISCARD */
+    bool multi_failed;                    /* a command could not be queued: EXEC will refuse */
+    struct outbuf queued;                 /* the commands queued since MULTI, as RESP arrays */
+    size_t queued_count;
     long long started;          /* when it connected */
     long long last_request;     /* when its last request was run */
     long long idle_deadline;    /* when the client will have been silent too long (0: never) */
     long long request_deadline; /* when its unfinished request will have taken too long (0: none) */
-    unsigned long commands;     /* requests run */
+    unsigned long requests;     /* requests run */
     char last_command[24];      /* the name of the last one, for CLIENT LIST */
+    const char *broken;         /* why it cannot go on (see session_broken()); NULL while it can */
     char why[96];               /* after SESSION_REFUSED: why, for the log */
 };
 
-/* Starts a session of the hub at now, for the client at peer. */
+/* Starts a session of the hub at now, for the client at peer (a string that outlives the session). */
 void session_start(struct session *session, struct hub *hub, const struct session_limits *limits,
                    const char *peer, long long now);
 
 /*
- * Feeds len received bytes to the session at now, and appends the
- * replies to out. Requests after a QUIT or a refusal in the same bytes are
- * not run. Returns the verdict.
+ * Feeds len received bytes to the session at now. It runs the requests it
+ * can, answering into its output (none once it is over the high-water
+ * mark: those wait, held), and holds an unfinished one. Requests after a
+ * QUIT or a refusal in the same bytes are not run. Returns the verdict.
  */
-enum session_verdict session_feed(struct session *session, const char *bytes, size_t len, long long now,
-                                  struct outbuf *out);
+enum session_verdict session_feed(struct session *session, const char *bytes, size_t len, long long now);
 
-/* The next moment at which session_expire() has something to say, or 0 for none. */
+/* Whether the driver should read for it: not while its output is over the mark, or it holds requests back. */
+bool session_wants_input(const struct session *session);
+
+/* What it has to say that the driver has not sent yet: *len bytes (0: nothing). */
+const char *session_output(const struct session *session, size_t *len);
+
+/*
+ * The driver sent the first len bytes of its output, at now. Once what is
+ * left is under the high-water mark, the requests held back are run.
+ * Returns the verdict.
+ */
+enum session_verdict session_sent(struct session *session, size_t len, long long now);
+
+/*
+ * A message no request of this session asked for (the hub's PUBLISH):
+ * appended to its output, unless that would take the output past
+ * --max-output, which breaks the session. Returns 1 when it was appended,
+ * 0 when not (a session that is broken, or has had its verdict, gets
+ * nothing more).
+ */
+int session_push(struct session *session, const char *bytes, size_t len);
+
+/*
+ * Why the session cannot go on and must be closed at once, with nothing
+ * more sent (its output would pass --max-output, or found no memory);
+ * NULL while it can. The driver asks after each call that feeds, answers
+ * or pushes.
+ */
+const char *session_broken(const struct session *session);
+
+/*
+ * The next moment at which session_expire() has something to say, or 0 for
+ * none. While output waits unsent the client owes a read, not a request:
+ * then the driver's send timeout watches it, and no deadline is here.
+ */
 long long session_deadline(const struct session *session);
 
 /*
- * The deadline has passed (now >= session_deadline()): appends the error
- * to out and returns SESSION_REFUSED, with `why` set; or, when no
- * deadline has passed after all, SESSION_OPEN.
+ * The deadline has passed (now >= session_deadline()): queues the error
+ * and returns SESSION_REFUSED, with `why` set; or, when no deadline has
+ * passed after all, SESSION_OPEN.
  */
-enum session_verdict session_expire(struct session *session, long long now, struct outbuf *out);
+enum session_verdict session_expire(struct session *session, long long now);
 
-/*
- * Moves the messages waiting in the mailbox to the end of out, to go out
- * like replies. Returns 0, or -1 when out of memory: they are dropped, and
- * the caller should close the session.
- */
-int session_take_mail(struct session *session, struct outbuf *out);
+/* The server is stopping: queues the notice "-ERR server shutting down"; requests held back are not run. */
+void session_stop(struct session *session);
 
-/* The server is stopping: appends the notice "-ERR server shutting down". */
-void session_stop(struct session *session, struct outbuf *out);
-
-/* Leaves the hub and frees what the session holds, its mailbox included. */
+/* Leaves the hub and frees what the session holds. */
 void session_end(struct session *session);
 
 #endif

@@ -6,6 +6,7 @@
 #include "outbuf.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <string.h>
 
 START_TEST(test_outbuf_gives_back_what_was_appended_in_order)
@@ -53,6 +54,35 @@ START_TEST(test_outbuf_grows_past_its_first_allocation_and_slides_what_waits)
 }
 END_TEST
 
+START_TEST(test_outbuf_gives_its_memory_back_once_all_is_sent)
+{
+    static char burst[200000];
+    struct outbuf out = OUTBUF_EMPTY;
+    ck_assert_int_eq(outbuf_append(&out, burst, sizeof burst), 0);
+    ck_assert_uint_ge(out.cap, sizeof burst);
+    outbuf_consume(&out, sizeof burst - 1);
+    ck_assert_ptr_nonnull(out.bytes); /* one byte still waits */
+    outbuf_consume(&out, 1);
+    ck_assert_ptr_null(out.bytes); /* a burst's memory does not stay with an idle connection */
+    ck_assert_uint_eq(out.cap, 0);
+}
+END_TEST
+
+START_TEST(test_outbuf_that_cannot_grow_fails_for_good_and_takes_nothing_more)
+{
+    struct outbuf out = OUTBUF_EMPTY;
+    ck_assert_int_eq(outbuf_append(&out, "head", 4), 0);
+    ck_assert(!outbuf_failed(&out));
+    /* More than any buffer can hold: refused without touching the bytes (there are none). */
+    ck_assert_int_eq(outbuf_append(&out, "", SIZE_MAX / 2), -1);
+    ck_assert(outbuf_failed(&out));
+    ck_assert_int_eq(outbuf_append(&out, "tail", 4), -1); /* nothing after a hole */
+    ck_assert_uint_eq(outbuf_pending(&out), 4);
+    outbuf_release(&out);
+    ck_assert(!outbuf_failed(&out));
+}
+END_TEST
+
 START_TEST(test_outbuf_holds_nothing_once_released)
 {
     struct outbuf out = OUTBUF_EMPTY;
@@ -74,6 +104,8 @@ Suite *make_outbuf_suite(void)
     tcase_add_test(tc, test_outbuf_gives_back_what_was_appended_in_order);
     tcase_add_test(tc, test_outbuf_takes_partial_sends_and_starts_from_the_front_once_all_is_sent);
     tcase_add_test(tc, test_outbuf_grows_past_its_first_allocation_and_slides_what_waits);
+    tcase_add_test(tc, test_outbuf_gives_its_memory_back_once_all_is_sent);
+    tcase_add_test(tc, test_outbuf_that_cannot_grow_fails_for_good_and_takes_nothing_more);
     tcase_add_test(tc, test_outbuf_holds_nothing_once_released);
     suite_add_tcase(suite, tc);
     return suite;

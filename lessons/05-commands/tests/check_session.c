@@ -3,42 +3,45 @@
  * and verdicts out, at times the test chooses. Commands answer as
  * docs/protocol.md says (and as Redis does); every chunking of a stream
  * gives the same replies; the limits and the deadlines close a client with
- * an error line.
+ * an error line; a session holds requests back while its output waits,
+ * and a message pushed past --max-output breaks it. The test is the
+ * driver: it sends a session's output by asking for it (drain()).
  */
 #include "check_suites.h"
 #include "session.h"
 
 #include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct session_limits limits = {.resp = {.max_args = 8, .max_bulk = 64, .max_inline = 64},
                                              .max_query = 256,
                                              .idle_ms = 1000,
-                                             .request_ms = 300};
+                                             .request_ms = 300,
+                                             .high_water = 4096,
+                                             .max_output = 4096,
+                                             .max_subscriptions = 3};
 
-static long long fixed_clock_us(void)
-{
-    return 1700000000123456LL;
-}
+/* The sessions a PUBLISH gave output to, in order. */
+static struct session *ready[8];
+static int ready_count;
 
-/* The sessions a PUBLISH woke, in order. */
-static struct session *woken[8];
-static int woken_count;
-
-static void wake(void *driver, struct session *session)
+static void output_ready(void *driver, struct session *session)
 {
     (void)driver;
-    if (woken_count < 8)
-        woken[woken_count++] = session;
+    if (ready_count < 8)
+        ready[ready_count++] = session;
 }
 
 static struct hub hub;
 
 static void setup(void)
 {
-    hub_init(&hub, 0, wake, NULL, fixed_clock_us);
-    woken_count = 0;
+    hub_init(&hub, 0, output_ready, NULL);
+    hub.wall_clock_us = 1700000000123456LL; /* the driver reads the clock; the session only reads this */
+    ready_count = 0;
 }
 
 static void teardown(void)
@@ -46,47 +49,83 @@ static void teardown(void)
     hub_free(&hub);
 }
 
-/* Whether out holds exactly these len bytes; prints both when not. */
-static void expect_bytes(const struct outbuf *out, const char *bytes, size_t len, const char *what)
+/* A verdict's name: a failure then says "SESSION_DONE", not 1. */
+static const char *verdict_name(enum session_verdict verdict)
 {
-    size_t got = outbuf_pending(out);
-    ck_assert_msg(got == len && (len == 0 || memcmp(outbuf_data(out), bytes, len) == 0),
-                  "%s: got \"%.*s\" (%zu bytes), expected \"%.*s\" (%zu bytes)", what, (int)got,
-                  got ? outbuf_data(out) : "", got, (int)len, bytes, len);
+    switch (verdict) {
+    case SESSION_OPEN:
+        return "SESSION_OPEN";
+    case SESSION_DONE:
+        return "SESSION_DONE";
+    case SESSION_REFUSED:
+        return "SESSION_REFUSED";
+    }
+    return "(not a verdict)";
 }
 
-#define EXPECT(out, literal) expect_bytes(out, literal, sizeof literal - 1, #literal)
+/* Fails, naming both, unless the verdict is the one expected. */
+#define ck_assert_verdict(got, expected) ck_assert_str_eq(verdict_name(got), verdict_name(expected))
 
-/* A new session fed one string at time 0; the replies in out. */
-static enum session_verdict feed_new(struct session *s, const char *bytes, size_t len, struct outbuf *out)
+/* Whether the session's output holds exactly these len bytes; prints both when not. Then sends it all. */
+static void expect_bytes(struct session *s, const char *bytes, size_t len, const char *what)
+{
+    size_t got;
+    const char *data = session_output(s, &got);
+    ck_assert_msg(got == len && (len == 0 || memcmp(data, bytes, len) == 0),
+                  "%s: got \"%.*s\" (%zu bytes), expected \"%.*s\" (%zu bytes)", what, (int)got,
+                  got ? data : "", got, (int)len, bytes, len);
+    session_sent(s, got, 0);
+}
+
+#define EXPECT(s, literal) expect_bytes(s, literal, sizeof literal - 1, #literal)
+
+/* The driver's part: sends all of the session's output at now. Returns how many bytes went. */
+static size_t drain(struct session *s, long long now)
+{
+    size_t total = 0, len;
+    while (session_output(s, &len) != NULL) {
+        total += len;
+        session_sent(s, len, now);
+    }
+    return total;
+}
+
+/* Whether bytes[0, len) hold the string text. */
+static bool contains(const char *bytes, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(bytes + i, text, n) == 0)
+            return true;
+    return false;
+}
+
+/* A new session fed one string at time 0. */
+static enum session_verdict feed_new(struct session *s, const char *bytes, size_t len)
 {
     session_start(s, &hub, &limits, "127.0.0.1:5000", 0);
-    return session_feed(s, bytes, len, 0, out);
+    return session_feed(s, bytes, len, 0);
 }
 
-#define FEED_NEW(s, literal, out)  feed_new(s, literal, sizeof literal - 1, out)
-#define FEED(s, literal, now, out) session_feed(s, literal, sizeof literal - 1, now, out)
+#define FEED_NEW(s, literal)  feed_new(s, literal, sizeof literal - 1)
+#define FEED(s, literal, now) session_feed(s, literal, sizeof literal - 1, now)
 
 START_TEST(test_session_answers_ping_in_both_framings)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "PING\r\n*1\r\n$4\r\nping\r\nping hi\r\n", &out), SESSION_OPEN);
-    EXPECT(&out, "+PONG\r\n+PONG\r\n$2\r\nhi\r\n");
-    ck_assert_uint_eq(s.commands, 3);
+    ck_assert_verdict(FEED_NEW(&s, "PING\r\n*1\r\n$4\r\nping\r\nping hi\r\n"), SESSION_OPEN);
+    EXPECT(&s, "+PONG\r\n+PONG\r\n$2\r\nhi\r\n");
+    ck_assert_uint_eq(s.requests, 3);
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
 START_TEST(test_session_echoes_any_bytes)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "*2\r\n$4\r\nECHO\r\n$4\r\na\r\n\0\r\n", &out), SESSION_OPEN);
-    EXPECT(&out, "$4\r\na\r\n\0\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "*2\r\n$4\r\nECHO\r\n$4\r\na\r\n\0\r\n"), SESSION_OPEN);
+    EXPECT(&s, "$4\r\na\r\n\0\r\n");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
@@ -98,17 +137,15 @@ START_TEST(test_session_gives_the_same_replies_for_every_split_of_a_stream)
     size_t len = sizeof stream - 1;
     for (size_t cut = 0; cut <= len; cut++) {
         struct session s;
-        struct outbuf out = OUTBUF_EMPTY;
         session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-        enum session_verdict first = session_feed(&s, stream, cut, 0, &out);
+        enum session_verdict first = session_feed(&s, stream, cut, 0);
         enum session_verdict verdict =
-            first == SESSION_OPEN ? session_feed(&s, stream + cut, len - cut, 0, &out) : first;
-        ck_assert_msg(verdict == SESSION_DONE, "split after byte %zu: verdict %d, not DONE", cut,
-                      (int)verdict);
-        expect_bytes(&out, replies, sizeof replies - 1, "the replies");
-        ck_assert_ptr_null(s.query); /* nothing unfinished is kept after QUIT */
+            first == SESSION_OPEN ? session_feed(&s, stream + cut, len - cut, 0) : first;
+        ck_assert_msg(verdict == SESSION_DONE, "split after byte %zu: verdict %s, not SESSION_DONE", cut,
+                      verdict_name(verdict));
+        expect_bytes(&s, replies, sizeof replies - 1, "the replies");
+        ck_assert_ptr_null(s.held); /* nothing unfinished is kept after QUIT */
         session_end(&s);
-        outbuf_release(&out);
     }
 }
 END_TEST
@@ -117,66 +154,79 @@ START_TEST(test_session_answers_a_request_dripped_one_byte_at_a_time)
 {
     const char stream[] = "*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n";
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
     for (size_t i = 0; i < sizeof stream - 1; i++)
-        ck_assert_int_eq(session_feed(&s, stream + i, 1, (long long)i, &out), SESSION_OPEN);
-    EXPECT(&out, "$5\r\nhello\r\n");
-    ck_assert_ptr_null(s.query); /* the request is done: no buffer held */
+        ck_assert_verdict(session_feed(&s, stream + i, 1, (long long)i), SESSION_OPEN);
+    EXPECT(&s, "$5\r\nhello\r\n");
+    ck_assert_ptr_null(s.held); /* the request is done: no buffer held */
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
 START_TEST(test_session_names_an_unknown_command_and_its_arguments)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "FOO bar baz\r\n", &out), SESSION_OPEN);
-    EXPECT(&out, "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n");
+    ck_assert_verdict(FEED_NEW(&s, "FOO bar baz\r\n"), SESSION_OPEN);
+    EXPECT(&s, "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n");
     session_end(&s);
-    outbuf_release(&out);
+}
+END_TEST
+
+START_TEST(test_session_quotes_long_arguments_of_an_unknown_command_as_redis_does)
+{
+    /* Redis shows arguments while they take fewer than 128 bytes, each cut to what is left of the 128. */
+    char request[512], a[101], b[101];
+    memset(a, 'a', 100);
+    memset(b, 'b', 100);
+    a[100] = b[100] = '\0';
+    int len = snprintf(request, sizeof request, "*3\r\n$3\r\nFOO\r\n$100\r\n%s\r\n$100\r\n%s\r\n", a, b);
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    struct session_limits roomy = limits;
+    roomy.resp.max_bulk = 128;
+    s.limits = &roomy;
+    ck_assert_verdict(session_feed(&s, request, (size_t)len, 0), SESSION_OPEN);
+    char expected[512];
+    int n = snprintf(expected, sizeof expected,
+                     "-ERR unknown command 'FOO', with args beginning with: '%s' '%.25s' \r\n", a, b);
+    expect_bytes(&s, expected, (size_t)n, "the error, both arguments quoted whole or cut");
+    session_end(&s);
 }
 END_TEST
 
 START_TEST(test_session_refuses_a_wrong_number_of_arguments)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "ECHO\r\nPING a b\r\nPUBLISH ch\r\nCLIENT ID x\r\n", &out), SESSION_OPEN);
-    EXPECT(&out, "-ERR wrong number of arguments for 'echo' command\r\n"
-                 "-ERR wrong number of arguments for 'ping' command\r\n"
-                 "-ERR wrong number of arguments for 'publish' command\r\n"
-                 "-ERR wrong number of arguments for 'client|id' command\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "ECHO\r\nPING a b\r\nPUBLISH ch\r\nCLIENT ID x\r\nCLIENT\r\n"),
+                      SESSION_OPEN);
+    EXPECT(&s, "-ERR wrong number of arguments for 'echo' command\r\n"
+               "-ERR wrong number of arguments for 'ping' command\r\n"
+               "-ERR wrong number of arguments for 'publish' command\r\n"
+               "-ERR wrong number of arguments for 'client|id' command\r\n"
+               "-ERR wrong number of arguments for 'client' command\r\n");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
 START_TEST(test_session_quits_with_ok_and_exits_without_a_reply)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "QUIT\r\nPING\r\n", &out), SESSION_DONE);
-    EXPECT(&out, "+OK\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "QUIT\r\nPING\r\n"), SESSION_DONE);
+    EXPECT(&s, "+OK\r\n");
     session_end(&s);
-    outbuf_release(&out);
-    ck_assert_int_eq(FEED_NEW(&s, "PING\r\nexit\r\nPING\r\n", &out), SESSION_DONE);
-    EXPECT(&out, "+PONG\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "PING\r\nexit\r\nPING\r\n"), SESSION_DONE);
+    EXPECT(&s, "+PONG\r\n");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
 START_TEST(test_session_closes_after_a_protocol_error)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    ck_assert_int_eq(FEED_NEW(&s, "PING\r\n*1\r\n$-5\r\nPING\r\n", &out), SESSION_REFUSED);
-    EXPECT(&out, "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "PING\r\n*1\r\n$-5\r\nPING\r\n"), SESSION_REFUSED);
+    EXPECT(&s, "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
     ck_assert_str_eq(s.why, "Protocol error: invalid bulk length");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
@@ -184,17 +234,15 @@ START_TEST(test_session_closes_a_request_that_outgrows_the_query_buffer)
 {
     /* max_query 256: bulk strings of 64 bytes, 8 of them, never finished */
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    ck_assert_int_eq(FEED(&s, "*8\r\n", 0, &out), SESSION_OPEN);
+    ck_assert_verdict(FEED(&s, "*8\r\n", 0), SESSION_OPEN);
     enum session_verdict verdict = SESSION_OPEN;
     const char bulk[] = "$64\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n";
     for (int i = 0; i < 7 && verdict == SESSION_OPEN; i++)
-        verdict = FEED(&s, bulk, 0, &out);
-    ck_assert_int_eq(verdict, SESSION_REFUSED);
-    EXPECT(&out, "-ERR Protocol error: query buffer limit reached\r\n");
+        verdict = FEED(&s, bulk, 0);
+    ck_assert_verdict(verdict, SESSION_REFUSED);
+    EXPECT(&s, "-ERR Protocol error: query buffer limit reached\r\n");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
@@ -211,193 +259,357 @@ START_TEST(test_session_limits_the_unfinished_request_not_the_receive)
     for (int i = 0; i < 3; i++, len += sizeof echo64 - 1)
         memcpy(rest + len, echo64, sizeof echo64 - 1);
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    ck_assert_int_eq(session_feed(&s, echo64, head, 0, &out), SESSION_OPEN);
+    ck_assert_verdict(session_feed(&s, echo64, head, 0), SESSION_OPEN);
     ck_assert_msg(len > limits.max_query, "the second receive (%zu bytes) must exceed max_query", len);
-    ck_assert_int_eq(session_feed(&s, rest, len, 0, &out), SESSION_OPEN);
-    ck_assert_uint_eq(s.commands, 4);
-    ck_assert_ptr_null(s.query);
+    ck_assert_verdict(session_feed(&s, rest, len, 0), SESSION_OPEN);
+    ck_assert_uint_eq(s.requests, 4);
+    ck_assert_ptr_null(s.held);
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
 START_TEST(test_session_names_clients_and_lists_them)
 {
     struct session a, b;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&a, &hub, &limits, "127.0.0.1:5000", 0);
     session_start(&b, &hub, &limits, "127.0.0.1:5001", 0);
-    ck_assert_int_eq(
-        FEED(&a, "CLIENT GETNAME\r\nCLIENT SETNAME alice\r\nclient getname\r\nCLIENT ID\r\n", 0, &out),
+    ck_assert_verdict(
+        FEED(&a, "CLIENT GETNAME\r\nCLIENT SETNAME alice\r\nclient getname\r\nCLIENT ID\r\n", 0),
         SESSION_OPEN);
-    EXPECT(&out, "$-1\r\n+OK\r\n$5\r\nalice\r\n:1\r\n");
-    outbuf_release(&out);
-    ck_assert_int_eq(
-        FEED(&b, "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$3\r\na b\r\nCLIENT LIST\r\n", 3000, &out),
+    EXPECT(&a, "$-1\r\n+OK\r\n$5\r\nalice\r\n:1\r\n");
+    ck_assert_verdict(
+        FEED(&b,
+             "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$3\r\na b\r\nCLIENT LIST\r\nCLIENT LIST x\r\n"
+             "CLIENT LIST TYPE pubsub\r\nCLIENT LIST TYPE x\r\n",
+             3000),
         SESSION_OPEN);
-    EXPECT(&out, "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
-                 "$127\r\n"
-                 "id=2 addr=127.0.0.1:5001 name= age=3 idle=0 sub=0 cmd=client\n"
-                 "id=1 addr=127.0.0.1:5000 name=alice age=3 idle=3 sub=0 cmd=client\n\r\n");
+    EXPECT(&b, "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+               "$135\r\n"
+               "id=2 addr=127.0.0.1:5001 name= age=3 idle=0 sub=0 cmd=client|list\n"
+               "id=1 addr=127.0.0.1:5000 name=alice age=3 idle=3 sub=0 cmd=client|id\n\r\n"
+               "-ERR syntax error\r\n$0\r\n\r\n-ERR Unknown client type 'x'\r\n");
     session_end(&a);
     session_end(&b);
-    outbuf_release(&out);
+}
+END_TEST
+
+START_TEST(test_session_takes_what_client_libraries_say_of_themselves)
+{
+    struct session s;
+    ck_assert_verdict(FEED_NEW(&s, "CLIENT SETINFO LIB-NAME node-redis\r\nCLIENT SETINFO lib-ver 6.4.0\r\n"
+                                   "CLIENT SETINFO color blue\r\nCLIENT NOPE\r\n"),
+                      SESSION_OPEN);
+    EXPECT(&s, "+OK\r\n+OK\r\n-ERR Unrecognized option 'color'\r\n"
+               "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n");
+    session_end(&s);
 }
 END_TEST
 
 START_TEST(test_session_reports_the_counters)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    ck_assert_int_eq(FEED(&s, "PING\r\nINFO\r\n", 5000, &out), SESSION_OPEN);
-    EXPECT(&out, "+PONG\r\n$158\r\n# Server\r\nuptime_in_seconds:5\r\nconnected_clients:1\r\n"
-                 "total_connections_received:1\r\ntotal_commands_processed:2\r\npubsub_channels:0\r\n"
-                 "pubsub_messages_delivered:0\r\n\r\n");
+    ck_assert_verdict(FEED(&s, "PING\r\nINFO\r\nINFO keyspace\r\n", 5000), SESSION_OPEN);
+    EXPECT(&s, "+PONG\r\n$158\r\n# Server\r\nuptime_in_seconds:5\r\nconnected_clients:1\r\n"
+               "total_connections_received:1\r\ntotal_commands_processed:2\r\npubsub_channels:0\r\n"
+               "pubsub_messages_delivered:0\r\n\r\n$0\r\n\r\n");
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
-START_TEST(test_session_delivers_a_published_message_to_each_subscriber)
-{
-    struct session sub1, sub2, pub;
-    struct outbuf out = OUTBUF_EMPTY;
-    session_start(&sub1, &hub, &limits, "127.0.0.1:5000", 0);
-    session_start(&sub2, &hub, &limits, "127.0.0.1:5001", 0);
-    session_start(&pub, &hub, &limits, "127.0.0.1:5002", 0);
-    FEED(&sub1, "SUBSCRIBE news sport\r\n", 0, &out);
-    EXPECT(&out,
-           "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n");
-    outbuf_release(&out);
-    FEED(&sub2, "SUBSCRIBE news\r\n", 0, &out);
-    outbuf_release(&out);
-    ck_assert_int_eq(FEED(&pub, "PUBLISH news hello\r\nPUBLISH weather rain\r\n", 0, &out), SESSION_OPEN);
-    EXPECT(&out, ":2\r\n:0\r\n");
-    ck_assert_int_eq(woken_count, 2);
-    ck_assert_ptr_eq(woken[0], &sub1);
-    ck_assert_ptr_eq(woken[1], &sub2);
-    EXPECT(&sub1.mailbox, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
-    EXPECT(&sub2.mailbox, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
-    outbuf_release(&out);
-    FEED(&pub, "PUBLISH news again\r\n", 0, &out);
-    ck_assert_int_eq(woken_count, 2); /* the mailboxes were not empty: the driver already knows */
-    session_end(&sub2);
-    outbuf_release(&out);
-    FEED(&pub, "PUBLISH news third\r\n", 0, &out);
-    EXPECT(&out, ":1\r\n"); /* sub2 left: only sub1 */
-    session_end(&sub1);
-    session_end(&pub);
-    outbuf_release(&out);
-}
-END_TEST
-
-START_TEST(test_session_puts_a_message_before_the_replies_that_follow_it)
-{
-    /* Published before the subscriber's UNSUBSCRIBE was read: it must come first, while it is still one. */
-    struct session sub, pub;
-    struct outbuf out = OUTBUF_EMPTY;
-    session_start(&sub, &hub, &limits, "127.0.0.1:5000", 0);
-    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
-    FEED(&sub, "SUBSCRIBE a\r\n", 0, &out);
-    outbuf_release(&out);
-    FEED(&pub, "PUBLISH a hi\r\n", 0, &out);
-    outbuf_release(&out);
-    FEED(&sub, "UNSUBSCRIBE\r\nPING\r\n", 0, &out);
-    EXPECT(&out, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n"
-                 "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n+PONG\r\n");
-    session_end(&sub);
-    session_end(&pub);
-    outbuf_release(&out);
-}
-END_TEST
-
-START_TEST(test_session_marks_a_subscriber_whose_mailbox_is_full)
-{
-    struct session sub, pub;
-    struct outbuf out = OUTBUF_EMPTY;
-    hub.max_mailbox = 100; /* two messages of 37 bytes fit, the third does not */
-    session_start(&sub, &hub, &limits, "127.0.0.1:5000", 0);
-    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
-    FEED(&sub, "SUBSCRIBE a\r\n", 0, &out);
-    outbuf_release(&out);
-    FEED(&pub, "PUBLISH a 0123456\r\nPUBLISH a 0123456\r\nPUBLISH a 0123456\r\n", 0, &out);
-    EXPECT(&out, ":1\r\n:1\r\n:0\r\n");
-    ck_assert_uint_eq(outbuf_pending(&sub.mailbox), 74);
-    ck_assert_msg(sub.mail_overflow, "the message that did not fit must mark the subscriber for closing");
-    session_end(&sub);
-    session_end(&pub);
-    outbuf_release(&out);
-}
-END_TEST
-
-START_TEST(test_session_allows_only_subscribe_commands_to_a_subscriber)
+START_TEST(test_session_speaks_resp3_after_hello_3_and_resp2_otherwise)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    FEED(&s, "SUBSCRIBE a\r\n", 0, &out);
-    outbuf_release(&out);
-    ck_assert_int_eq(FEED(&s, "ECHO x\r\nPING\r\nUNSUBSCRIBE\r\nPING\r\nUNSUBSCRIBE\r\n", 0, &out),
-                     SESSION_OPEN);
-    EXPECT(&out, "-ERR Can't execute 'echo': only SUBSCRIBE / UNSUBSCRIBE / PING / QUIT are allowed in this "
-                 "context\r\n"
-                 "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-                 "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"
-                 "+PONG\r\n"
-                 "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    ck_assert_verdict(FEED_NEW(&s, "HELLO 4\r\nHELLO x\r\nCLIENT GETNAME\r\nHELLO 3 SETNAME bob\r\n"),
+                      SESSION_OPEN);
+    EXPECT(&s, "-NOPROTO unsupported protocol version\r\n"
+               "-ERR Protocol version is not an integer or out of range\r\n"
+               "$-1\r\n"
+               "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n:3\r\n"
+               "$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n"
+               "$7\r\nmodules\r\n*0\r\n");
+    ck_assert_verdict(FEED(&s, "CLIENT GETNAME\r\nHELLO 2 AUTH a b\r\nHELLO 2\r\nCLIENT GETNAME\r\n", 0),
+                      SESSION_OPEN);
+    ck_assert_str_eq(s.name, "bob");
+    size_t len;
+    const char *out = session_output(&s, &len);
+    ck_assert_msg(len > 30 && memcmp(out, "$3\r\nbob\r\n-WRONGPASS ", 20) == 0, "got \"%.*s\"", (int)len,
+                  out);
+    ck_assert_msg(contains(out, len, "\r\n*14\r\n$6\r\nserver"),
+                  "HELLO 2 answers with a flat array: \"%.*s\"", (int)len, out);
+    drain(&s, 0);
+    ck_assert_verdict(FEED(&s, "HELLO\r\nCLIENT SETNAME\r\n", 0), SESSION_OPEN);
     session_end(&s);
-    outbuf_release(&out);
 }
 END_TEST
 
-START_TEST(test_session_closes_an_idle_client_but_not_a_subscriber)
-{
-    struct session idle, sub;
-    struct outbuf out = OUTBUF_EMPTY;
-    session_start(&idle, &hub, &limits, "127.0.0.1:5000", 0);
-    session_start(&sub, &hub, &limits, "127.0.0.1:5001", 0);
-    FEED(&sub, "SUBSCRIBE a\r\n", 10, &out);
-    outbuf_release(&out);
-    ck_assert_int_eq(session_deadline(&idle), 1000);
-    ck_assert_int_eq(session_deadline(&sub), 0);
-    ck_assert_int_eq(session_expire(&idle, 999, &out), SESSION_OPEN);
-    ck_assert_int_eq(session_expire(&idle, 1000, &out), SESSION_REFUSED);
-    EXPECT(&out, "-ERR idle timeout\r\n");
-    session_end(&idle);
-    session_end(&sub);
-    outbuf_release(&out);
-}
-END_TEST
-
-START_TEST(test_session_closes_a_request_not_finished_in_time)
+START_TEST(test_session_runs_a_transaction_at_exec_and_discards_one_with_an_error)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
-    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    FEED(&s, "*2\r\n$4\r\nECHO\r\n", 100, &out);
-    ck_assert_int_eq(session_deadline(&s),
-                     400); /* request_ms after its first byte, before the idle deadline */
-    FEED(&s, "$3\r\nab", 350, &out);
-    ck_assert_int_eq(session_deadline(&s), 400); /* more bytes of the same request do not move it */
-    ck_assert_int_eq(session_expire(&s, 400, &out), SESSION_REFUSED);
-    EXPECT(&out, "-ERR request timeout\r\n");
+    ck_assert_verdict(
+        FEED_NEW(&s, "EXEC\r\nDISCARD\r\nMULTI\r\nPING\r\nECHO hi\r\nMULTI\r\nEXEC\r\nPING\r\n"),
+        SESSION_OPEN);
+    EXPECT(&s, "-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n"
+               "-ERR MULTI calls can not be nested\r\n*2\r\n+PONG\r\n$2\r\nhi\r\n+PONG\r\n");
+    ck_assert_verdict(
+        FEED(&s, "MULTI\r\nPING\r\nNOPE\r\nECHO\r\nEXEC\r\nMULTI\r\nPING\r\nDISCARD\r\nEXEC\r\n", 0),
+        SESSION_OPEN);
+    EXPECT(&s, "+OK\r\n+QUEUED\r\n-ERR unknown command 'NOPE', with args beginning with: \r\n"
+               "-ERR wrong number of arguments for 'echo' command\r\n"
+               "-EXECABORT Transaction discarded because of previous errors.\r\n"
+               "+OK\r\n+QUEUED\r\n+OK\r\n-ERR EXEC without MULTI\r\n");
+    ck_assert_verdict(FEED(&s, "MULTI\r\nPING\r\nQUIT\r\n", 0), SESSION_DONE); /* QUIT is not queued */
+    EXPECT(&s, "+OK\r\n+QUEUED\r\n+OK\r\n");
     session_end(&s);
-    outbuf_release(&out);
+}
+END_TEST
+
+START_TEST(test_session_documents_its_commands_for_redis_cli)
+{
+    struct session s;
+    ck_assert_verdict(FEED_NEW(&s, "COMMAND COUNT\r\nCOMMAND DOCS echo nope\r\nCOMMAND INFO nope\r\n"),
+                      SESSION_OPEN);
+    EXPECT(&s, ":15\r\n*2\r\n$4\r\necho\r\n*8\r\n$7\r\nsummary\r\n$25\r\nReturns the given string.\r\n"
+               "$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n"
+               "$9\r\narguments\r\n*1\r\n*4\r\n$4\r\nname\r\n$7\r\nmessage\r\n$4\r\ntype\r\n$6\r\nstring\r\n"
+               "*1\r\n$-1\r\n");
+    session_end(&s);
+}
+END_TEST
+
+START_TEST(test_session_holds_requests_past_the_high_water_mark_and_runs_them_as_its_output_is_sent)
+{
+    /* A client that pipelines replies bigger than what it reads: slowed, never cut off. */
+    struct session_limits tight = limits;
+    tight.high_water = 20;
+    struct session s;
+    session_start(&s, &hub, &tight, "127.0.0.1:5000", 0);
+    ck_assert_verdict(FEED(&s, "ECHO 0123456789\r\nECHO 0123456789\r\nECHO 0123456789\r\nQUIT\r\n", 0),
+                      SESSION_OPEN);
+    ck_assert_uint_eq(s.requests, 2); /* 34 bytes over 20: the third waits */
+    ck_assert(!session_wants_input(&s));
+    ck_assert_verdict(session_sent(&s, 10, 0), SESSION_OPEN); /* 24 left: still over */
+    ck_assert_uint_eq(s.requests, 2);
+    ck_assert_verdict(session_sent(&s, 10, 0), SESSION_OPEN); /* 14 left: the third runs, and passes it */
+    ck_assert_uint_eq(s.requests, 3);
+    ck_assert_verdict(session_sent(&s, 31, 0), SESSION_DONE); /* all sent: QUIT */
+    ck_assert_uint_eq(s.requests, 4);
+    ck_assert_ptr_null(s.held);
+    session_end(&s);
 }
 END_TEST
 
 START_TEST(test_session_stop_queues_the_notice)
 {
     struct session s;
-    struct outbuf out = OUTBUF_EMPTY;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    session_stop(&s, &out);
-    EXPECT(&out, "-ERR server shutting down\r\n");
+    session_stop(&s);
+    EXPECT(&s, "-ERR server shutting down\r\n");
     session_end(&s);
-    outbuf_release(&out);
+}
+END_TEST
+
+START_TEST(test_session_closes_a_request_not_finished_in_time)
+{
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    FEED(&s, "*2\r\n$4\r\nECHO\r\n", 100);
+    ck_assert_int_eq(session_deadline(&s),
+                     400); /* request_ms after its first byte, before the idle deadline */
+    FEED(&s, "$3\r\nab", 350);
+    ck_assert_int_eq(session_deadline(&s), 400); /* more bytes of the same request do not move it */
+    ck_assert_verdict(session_expire(&s, 400), SESSION_REFUSED);
+    EXPECT(&s, "-ERR request timeout\r\n");
+    session_end(&s);
+}
+END_TEST
+
+START_TEST(test_session_is_not_idle_while_it_is_owed_a_read)
+{
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    FEED(&s, "PING\r\n", 100);
+    ck_assert_int_eq(session_deadline(&s), 0); /* a reply waits: the driver's send timeout watches */
+    ck_assert_verdict(session_expire(&s, 5000), SESSION_OPEN);
+    drain(&s, 5000);
+    ck_assert_int_eq(session_deadline(&s), 6000);
+    session_end(&s);
+}
+END_TEST
+
+START_TEST(test_session_delivers_a_published_message_to_each_subscriber)
+{
+    struct session sub1, sub2, pub;
+    session_start(&sub1, &hub, &limits, "127.0.0.1:5000", 0);
+    session_start(&sub2, &hub, &limits, "127.0.0.1:5001", 0);
+    session_start(&pub, &hub, &limits, "127.0.0.1:5002", 0);
+    FEED(&sub1, "SUBSCRIBE news sport\r\n", 0);
+    EXPECT(&sub1,
+           "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n");
+    FEED(&sub2, "SUBSCRIBE news\r\n", 0);
+    drain(&sub2, 0);
+    ck_assert_verdict(FEED(&pub, "PUBLISH news hello\r\nPUBLISH weather rain\r\n", 0), SESSION_OPEN);
+    EXPECT(&pub, ":2\r\n:0\r\n");
+    ck_assert_int_eq(ready_count, 2);
+    ck_assert_ptr_eq(ready[0], &sub1);
+    ck_assert_ptr_eq(ready[1], &sub2);
+    EXPECT(&sub1, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    EXPECT(&sub2, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    session_end(&sub2);
+    FEED(&pub, "PUBLISH news third\r\n", 0);
+    EXPECT(&pub, ":1\r\n"); /* sub2 left: only sub1 */
+    session_end(&sub1);
+    session_end(&pub);
+}
+END_TEST
+
+START_TEST(test_session_puts_a_message_before_the_replies_that_follow_it)
+{
+    /* Published before the subscriber's UNSUBSCRIBE was read: one output, so it comes first. */
+    struct session sub, pub;
+    session_start(&sub, &hub, &limits, "127.0.0.1:5000", 0);
+    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
+    FEED(&sub, "SUBSCRIBE a\r\n", 0);
+    drain(&sub, 0);
+    FEED(&pub, "PUBLISH a hi\r\n", 0);
+    FEED(&sub, "UNSUBSCRIBE\r\nPING\r\n", 0);
+    EXPECT(&sub, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n"
+                 "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n+PONG\r\n");
+    session_end(&sub);
+    session_end(&pub);
+}
+END_TEST
+
+START_TEST(test_session_breaks_a_subscriber_whose_messages_would_pass_max_output)
+{
+    struct session_limits small = limits;
+    small.max_output = 100; /* two messages of 37 bytes fit, the third does not */
+    struct session sub, pub;
+    session_start(&sub, &hub, &small, "127.0.0.1:5000", 0);
+    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
+    FEED(&sub, "SUBSCRIBE a\r\n", 0);
+    drain(&sub, 0);
+    FEED(&pub, "PUBLISH a 0123456\r\nPUBLISH a 0123456\r\nPUBLISH a 0123456\r\nPUBLISH a 0123456\r\n", 0);
+    EXPECT(&pub, ":1\r\n:1\r\n:0\r\n:0\r\n");
+    ck_assert_str_eq(session_broken(&sub), "leaves more than 100 bytes of messages unread");
+    session_end(&sub);
+    session_end(&pub);
+}
+END_TEST
+
+START_TEST(test_session_leaves_its_channels_with_its_verdict_so_publish_does_not_count_it)
+{
+    struct session sub, pub;
+    session_start(&sub, &hub, &limits, "127.0.0.1:5000", 0);
+    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
+    FEED(&sub, "SUBSCRIBE a\r\n*1\r\n$-5\r\n", 0); /* a protocol error: it lingers, and can receive nothing */
+    FEED(&pub, "PUBLISH a hi\r\n", 0);
+    EXPECT(&pub, ":0\r\n");
+    ck_assert_uint_eq(hub.channels.count, 0);
+    session_end(&sub);
+    session_end(&pub);
+}
+END_TEST
+
+START_TEST(test_session_allows_only_subscribe_commands_to_a_resp2_subscriber)
+{
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    FEED(&s, "SUBSCRIBE a\r\n", 0);
+    drain(&s, 0);
+    ck_assert_verdict(FEED(&s, "ECHO x\r\nCLIENT ID\r\nPING\r\nUNSUBSCRIBE\r\nPING\r\nUNSUBSCRIBE\r\n", 0),
+                      SESSION_OPEN);
+    EXPECT(&s,
+           "-ERR Can't execute 'echo': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+           "allowed in this context\r\n"
+           "-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+           "allowed in this context\r\n"
+           "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+           "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"
+           "+PONG\r\n"
+           "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    session_end(&s);
+}
+END_TEST
+
+START_TEST(test_session_bounds_the_channels_of_one_client_and_leaves_each_in_order)
+{
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    FEED(&s, "SUBSCRIBE a b a c d\r\nUNSUBSCRIBE b x\r\nUNSUBSCRIBE\r\n", 0); /* max_subscriptions 3 */
+    EXPECT(&s, "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+               "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:3\r\n"
+               "-ERR max number of subscriptions per client reached\r\n"
+               "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nx\r\n:2\r\n"
+               "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n");
+    ck_assert_uint_eq(hub.channels.count, 0);
+    ck_assert_uint_eq(hub.subscriptions.count, 0);
+    session_end(&s);
+}
+END_TEST
+
+START_TEST(test_session_subscribes_to_many_channels_and_leaves_them_all_at_once)
+{
+    /* Many channels each: every subscription is found, and undone, without a search. */
+    struct session_limits many = limits;
+    many.max_subscriptions = 20000;
+    many.high_water = (size_t)-1;
+    many.resp.max_args = 2;
+    struct session a, b;
+    session_start(&a, &hub, &many, "127.0.0.1:5000", 0);
+    session_start(&b, &hub, &many, "127.0.0.1:5001", 0);
+    char request[64];
+    for (int i = 0; i < 20000; i++) {
+        int len = snprintf(request, sizeof request, "SUBSCRIBE channel:%d\r\n", i);
+        session_feed(&a, request, (size_t)len, 0);
+        if (i % 2 == 0)
+            session_feed(&b, request, (size_t)len, 0);
+    }
+    ck_assert_uint_eq(a.channel_count, 20000);
+    ck_assert_uint_eq(hub.channels.count, 20000);
+    ck_assert_uint_eq(hub.subscriptions.count, 30000);
+    session_end(&a);
+    ck_assert_uint_eq(hub.channels.count, 10000);
+    session_end(&b);
+    ck_assert_uint_eq(hub.subscriptions.count, 0);
+    ck_assert_ptr_null(hub.channels.buckets);
+}
+END_TEST
+
+START_TEST(test_session_pushes_to_a_resp3_subscriber_and_lets_it_run_any_command)
+{
+    /* In RESP3 a message is a push (">"), which no reply can be mistaken for: subscribe mode needs no rules.
+     */
+    struct session sub, pub;
+    session_start(&sub, &hub, &limits, "127.0.0.1:5000", 0);
+    session_start(&pub, &hub, &limits, "127.0.0.1:5001", 0);
+    FEED(&sub, "HELLO 3\r\n", 0);
+    drain(&sub, 0);
+    FEED(&sub, "SUBSCRIBE news\r\nCLIENT GETNAME\r\nPING\r\n", 0);
+    EXPECT(&sub, ">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n_\r\n+PONG\r\n");
+    FEED(&pub, "PUBLISH news hello\r\n", 0);
+    EXPECT(&pub, ":1\r\n");
+    EXPECT(&sub, ">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n");
+    session_end(&sub);
+    session_end(&pub);
+}
+END_TEST
+
+START_TEST(test_session_closes_an_idle_client_but_not_a_subscriber)
+{
+    struct session idle, sub;
+    session_start(&idle, &hub, &limits, "127.0.0.1:5000", 0);
+    session_start(&sub, &hub, &limits, "127.0.0.1:5001", 0);
+    FEED(&sub, "SUBSCRIBE a\r\n", 10);
+    drain(&sub, 10);
+    ck_assert_int_eq(session_deadline(&idle), 1000);
+    ck_assert_int_eq(session_deadline(&sub), 0);
+    ck_assert_verdict(session_expire(&idle, 999), SESSION_OPEN);
+    ck_assert_verdict(session_expire(&idle, 1000), SESSION_REFUSED);
+    EXPECT(&idle, "-ERR idle timeout\r\n");
+    session_end(&idle);
+    session_end(&sub);
 }
 END_TEST
 
@@ -411,6 +623,7 @@ Suite *make_session_suite(void)
     tcase_add_test(commands, test_session_gives_the_same_replies_for_every_split_of_a_stream);
     tcase_add_test(commands, test_session_answers_a_request_dripped_one_byte_at_a_time);
     tcase_add_test(commands, test_session_names_an_unknown_command_and_its_arguments);
+    tcase_add_test(commands, test_session_quotes_long_arguments_of_an_unknown_command_as_redis_does);
     tcase_add_test(commands, test_session_refuses_a_wrong_number_of_arguments);
     tcase_add_test(commands, test_session_quits_with_ok_and_exits_without_a_reply);
     tcase_add_test(commands, test_session_closes_after_a_protocol_error);
@@ -418,16 +631,30 @@ Suite *make_session_suite(void)
     tcase_add_test(commands, test_session_limits_the_unfinished_request_not_the_receive);
     tcase_add_test(commands, test_session_names_clients_and_lists_them);
     tcase_add_test(commands, test_session_reports_the_counters);
+    tcase_add_test(commands,
+                   test_session_holds_requests_past_the_high_water_mark_and_runs_them_as_its_output_is_sent);
     tcase_add_test(commands, test_session_closes_a_request_not_finished_in_time);
+    tcase_add_test(commands, test_session_is_not_idle_while_it_is_owed_a_read);
     tcase_add_test(commands, test_session_stop_queues_the_notice);
     suite_add_tcase(suite, commands);
     TCase *pubsub = tcase_create("pubsub"); /* step "pubsub" */
     tcase_add_checked_fixture(pubsub, setup, teardown);
     tcase_add_test(pubsub, test_session_delivers_a_published_message_to_each_subscriber);
     tcase_add_test(pubsub, test_session_puts_a_message_before_the_replies_that_follow_it);
-    tcase_add_test(pubsub, test_session_marks_a_subscriber_whose_mailbox_is_full);
-    tcase_add_test(pubsub, test_session_allows_only_subscribe_commands_to_a_subscriber);
+    tcase_add_test(pubsub, test_session_breaks_a_subscriber_whose_messages_would_pass_max_output);
+    tcase_add_test(pubsub, test_session_leaves_its_channels_with_its_verdict_so_publish_does_not_count_it);
+    tcase_add_test(pubsub, test_session_allows_only_subscribe_commands_to_a_resp2_subscriber);
+    tcase_add_test(pubsub, test_session_bounds_the_channels_of_one_client_and_leaves_each_in_order);
+    tcase_add_test(pubsub, test_session_subscribes_to_many_channels_and_leaves_them_all_at_once);
     tcase_add_test(pubsub, test_session_closes_an_idle_client_but_not_a_subscriber);
     suite_add_tcase(suite, pubsub);
+    TCase *libraries = tcase_create("libraries"); /* step "libraries" */
+    tcase_add_checked_fixture(libraries, setup, teardown);
+    tcase_add_test(libraries, test_session_takes_what_client_libraries_say_of_themselves);
+    tcase_add_test(libraries, test_session_speaks_resp3_after_hello_3_and_resp2_otherwise);
+    tcase_add_test(libraries, test_session_pushes_to_a_resp3_subscriber_and_lets_it_run_any_command);
+    tcase_add_test(libraries, test_session_runs_a_transaction_at_exec_and_discards_one_with_an_error);
+    tcase_add_test(libraries, test_session_documents_its_commands_for_redis_cli);
+    suite_add_tcase(suite, libraries);
     return suite;
 }
