@@ -12,7 +12,8 @@
 #   make start LESSON=02  copy a stage into work/ with the code of its steps left for you to write
 #   make progress         one line per stage: the steps you have done, and the next one
 #   make watch LESSON=02  run your copy's steps again whenever you save a file (IMPL= for another copy)
-#   make prove            CI: every step's tests catch its missing code (starters, steps 1..k, stage before)
+#   make prove            CI: every step's tests catch its missing code (starters, steps 1..k, stage before), and
+#                         every mistake of each stage's mistakes.ini is caught by its own step (REPEAT=3 runs)
 #   make check-stages     CI: a file that differs from the stage before is one the stage says it changes
 #   make check            the Check unit tests only
 #   make windows          every stage as Windows programs (server.exe, client.exe)
@@ -80,12 +81,14 @@ check: deps
 
 # The harness runs the Linux programs, and the Windows ones under Wine when
 # MinGW-w64 and Wine are installed (tests/conftest.py says how it decides).
-# With IMPL, scripts/steps.py builds the copy and runs its steps in order (from the one it last stopped at).
-ifneq ($(IMPL),)
+# With IMPL, scripts/steps.py builds the copy and runs its steps in order (from the one it last stopped at);
+# with SERVER and CLIENT, it runs the steps' harness tests on those programs, in order, then the whole stage.
+ifneq ($(IMPL)$(SERVER)$(CLIENT),)
 test: deps
 	@test -n "$(PYTHON)" || { echo "make test: no Python with pytest; run 'make deps'" >&2; exit 1; }
 	@$(MAKE) -s -C tools
-	@$(PYTHON) scripts/steps.py run $(SELECTED) --impl $(IMPL) $(if $(ONLY),--only)
+	@$(PYTHON) scripts/steps.py run $(SELECTED) $(if $(IMPL),--impl $(IMPL)) $(if $(SERVER),--server $(SERVER)) \
+	    $(if $(CLIENT),--client $(CLIENT)) $(if $(ONLY),--only) $(if $(PYTEST_ARGS),--pytest-args "$(PYTEST_ARGS)")
 else
 test: check all
 	@if command -v x86_64-w64-mingw32-gcc >/dev/null; then $(MAKE) -s windows; fi
@@ -108,7 +111,8 @@ watch:
 	@$(PYTHON) scripts/steps.py watch $(SELECTED) --impl $(or $(IMPL),work/$(notdir $(SELECTED)))
 
 prove: all
-	@$(PYTHON) scripts/steps.py prove $(if $(LESSON),$(SELECTED))
+	@$(MAKE) -s windows
+	@$(PYTHON) scripts/steps.py prove $(if $(LESSON),$(SELECTED)) $(if $(REPEAT),--repeat $(REPEAT))
 
 check-stages:
 	@$(PYTHON) scripts/steps.py check-stages

@@ -15,19 +15,24 @@ Environment:
   COURSE_IMPL     a student's copy of the stage (make test IMPL=...): its programs are tested
   COURSE_SERVER, COURSE_CLIENT  any server and client program (make test SERVER=... CLIENT=...)
   COURSE_ONLY_NEW when 1, only the tests of what the stage adds (make test ONLY=1)
+  COURSE_ONE_STEP set by scripts/steps.py when it runs one step's tests: a Wine reply is waited for less long
+  COURSE_STEP_REPORT  set by scripts/steps.py: a file where each failure is recorded (test, message, kind, hint)
+These are every COURSE_ variable the harness reads; docs/testing.md lists them too.
 """
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 
 import pytest
 
+import course
 import figures
 import harness
-from harness import COURSE_ROOT, Server, Stage, Target
+from harness import COURSE_ROOT, Server, Target
 
 # A program started in the background by a shell without job control (`cmd &`
 # in a script, nohup) finds Ctrl+C (SIGINT) and SIGQUIT ignored, and every
@@ -50,8 +55,8 @@ WINE_ENV = {
 
 
 def selected_stages():
-    names = os.environ["COURSE_STAGES"].split() if os.environ.get("COURSE_STAGES") else harness.course_stages()
-    return [Stage.load(COURSE_ROOT / name) for name in names]
+    """The stages to test (COURSE_STAGES, or all); their programs are a student's copy's with COURSE_IMPL."""
+    return course.load_selected(os.environ.get("COURSE_STAGES", "").split(), os.environ.get("COURSE_IMPL") or None)
 
 
 def wine_unavailable(stages):
@@ -248,10 +253,28 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if item not in unused]
 
 
+# The kind of a failure that a test raised with a plain assert, not through the harness (which records its own):
+# read off its message, tried in this order. Each test that has a likelier cause says so in its message.
+PLAIN_ASSERT_KINDS = [
+    ("running", r"still running|did not end|None: still running"),
+    ("exit", r"exited -?\d+|exit code|exited with"),
+    ("differs", r"printed|stdout was|expected .* got|got .* expected"),
+]
+
+
+def failure_kind(error, text):
+    """What went wrong, as tests/harness.py's CourseFailure records it, or as a plain assert's words say it."""
+    kind = getattr(error, "kind", None)
+    if kind:
+        return kind
+    return next((name for name, pattern in PLAIN_ASSERT_KINDS if re.search(pattern, text)), "other")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attaches the server's own output to every failed test whose message does not show it already, and
-    records the failure for scripts/steps.py when COURSE_STEP_REPORT names a file."""
+    records the failure for scripts/steps.py when COURSE_STEP_REPORT names a file: the test, its message, the
+    kind of failure and the test's own hint (as the harness raised them), and the servers' logs."""
     outcome = yield
     report = outcome.get_result()
     if not report.failed:
@@ -263,7 +286,9 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((f"server log ({' '.join(server.command)})", server.log(last=60)))
     record = os.environ.get("COURSE_STEP_REPORT")
     if record:
-        message = str(call.excinfo.value) if call.excinfo else text
+        error = call.excinfo.value if call.excinfo else None
+        message = str(error) if error is not None else text
         with open(record, "a") as out:
-            out.write(json.dumps({"test": item.nodeid, "message": message,
+            out.write(json.dumps({"test": item.nodeid, "message": message, "kind": failure_kind(error, message),
+                                  "hint": getattr(error, "hint", None) or "",
                                   "logs": [server.log(last=30) for server in servers]}) + "\n")

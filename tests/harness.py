@@ -7,7 +7,6 @@ deadline. Every wait here has a deadline, and a wait that runs out says what
 it was waiting for.
 """
 
-import configparser
 import fcntl
 import os
 import re
@@ -20,15 +19,9 @@ import termios
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-COURSE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def course_stages():
-    """The stages' folders, relative to the course, in order: stages.txt, the one list of them."""
-    lines = (line.split("#", 1)[0].strip() for line in (COURSE_ROOT / "stages.txt").read_text().splitlines())
-    return [line for line in lines if line]
+from course import ROOT as COURSE_ROOT
+from course import Stage
 
 LINE_MAX_BYTES = 4096  # the framer's limit, from line_framer.h
 TOO_LONG_REPLY = b"ERR line too long\n"
@@ -64,68 +57,42 @@ def wine_failed_to_start(target, command, code, out, err):
     return True
 
 
-def show(data):
-    """Bytes as a Python literal, so that "\\n", "\\r" and "\\x00" are visible."""
+class CourseFailure(AssertionError):
+    """A failure the harness explains. Its kind says what went wrong, and scripts/steps.py chooses a step's hint
+    by it: start (no "listening on" line), refused, timeout (nothing came in time), closed (closed too early),
+    reset, differs (other bytes came), exit (a wrong exit code), running (still running: it should have ended).
+    Its hint, when the test has one, is what the student should look at first. tests/conftest.py records both
+    for the step runner, so that nobody has to recover them from the message's words."""
+
+    def __init__(self, message, kind="other", hint=None):
+        super().__init__(message)
+        self.kind = kind
+        self.hint = hint
+
+
+def first_difference(got, expected):
+    """The offset of the first byte where got and expected differ (the shorter one's length if one is the other's
+    start), or None when they are equal."""
+    got, expected = bytes(got), bytes(expected)
+    if got == expected:
+        return None
+    return next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+
+
+def show(data, around=None):
+    """Bytes as a Python literal, so that "\\n", "\\r" and "\\x00" are visible. A long one is cut, keeping the
+    bytes around offset `around` (where it differs from what was expected) in view."""
     if data is None:
         return "(nothing)"
-    text = repr(bytes(data))
-    if len(text) > 300:
-        text = text[:150] + " ... " + text[-100:] + f" ({len(data)} bytes)"
-    return text
-
-
-@dataclass
-class Stage:
-    """One stage of the course, and what its stage.ini promises."""
-
-    path: Path
-    reply_text: str
-    concurrent: bool
-    graceful_shutdown: bool
-    timestamped_log: bool
-    limits: bool
-    live_client: bool  # the client prints what the server sends as it arrives, until the server closes
-    thread_per_client: bool  # each client has a thread of its own
-    event_loop: bool  # one thread and a poller serve every client
-    commands: bool  # requests are commands in RESP (lesson 05 on), not lines that get the same reply
-    new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
-    programs: Path = None  # where server and client are: the stage itself, or a student's copy (IMPL)
-
-    @property
-    def name(self):
-        return self.path.name
-
-    @property
-    def counted(self):
-        """What the log counts per client and in its summary: an event loop's driver counts requests (a line
-        is one), whatever its protocol; a thread per client counts lines."""
-        return "requests" if self.event_loop else "lines"
-
-    @classmethod
-    def load(cls, path):
-        ini = configparser.ConfigParser()
-        ini.read(path / "stage.ini")
-        section = ini["stage"]
-        return cls(
-            path=path,
-            reply_text=section.get("reply"),
-            concurrent=section.getboolean("concurrent"),
-            graceful_shutdown=section.getboolean("graceful_shutdown"),
-            timestamped_log=section.getboolean("timestamped_log"),
-            limits=section.getboolean("limits"),
-            live_client=section.getboolean("live_client", fallback=False),
-            thread_per_client=section.getboolean("thread_per_client", fallback=section.getboolean("concurrent")),
-            event_loop=section.getboolean("event_loop", fallback=False),
-            commands=section.getboolean("commands", fallback=False),
-            new=tuple(section.get("new", "").split()),
-            programs=Path(os.environ["COURSE_IMPL"]).resolve() if os.environ.get("COURSE_IMPL") else path,
-        )
-
-    def reply(self, line):
-        """The bytes the server must send for one line (given without its end)."""
-        if self.reply_text == "echo":
-            return line + b"\n"
-        return self.reply_text.encode() + b"\n"
+    data = bytes(data)
+    text = repr(data)
+    if len(text) <= 300:
+        return text
+    if around is None or around < 100:
+        return repr(data[:100]) + " ... " + repr(data[-60:]) + f" ({len(data)} bytes)"
+    start = max(0, around - 60)
+    return (repr(data[:40]) + f" ... (from byte {start}) " + repr(data[start:around + 60])
+            + f" ... ({len(data)} bytes)")
 
 
 @dataclass
@@ -164,24 +131,51 @@ class Target:
         return seconds * REPLY_SLOWDOWN[self.build] * SANITIZER_SLOWDOWN
 
     def run(self, program, *args, input=b"", timeout=10, env=None):
-        """Runs a program to its end; returns (exit code, stdout, stderr) with Windows line ends made "\\n".
-        env: variables added to the program's environment."""
+        """Runs a program to its end; returns a Ran (exit code, stdout, stderr) with Windows line ends made
+        "\\n". env: variables added to the program's environment. A program that has not ended after its
+        deadline is killed, and the failure says so in words, with what it had printed."""
         command = self.command(program, *args)
+        limit = self.deadline(timeout)
         for _ in range(2):  # a second start only when Wine did not start the first (see WINE_FAILED_STARTS)
-            done = subprocess.run(
-                command,
-                input=input,
-                capture_output=True,
-                timeout=self.deadline(timeout),
-                env={**self.env(), **(env or {})},
-            )
+            try:
+                done = subprocess.run(command, input=input, capture_output=True, timeout=limit,
+                                      env={**self.env(), **(env or {})})
+            except subprocess.TimeoutExpired as expired:
+                ran = Ran(None, self.text(expired.stdout or b""), self.text(expired.stderr or b""), command)
+                raise CourseFailure(f"{' '.join(command)} did not end within {limit:.0f} s, and was killed\n"
+                                    f"{ran.describe()}", kind="running") from None
             if not wine_failed_to_start(self, command, done.returncode, done.stdout, done.stderr):
                 break
-        return done.returncode, self.text(done.stdout), self.text(done.stderr)
+        return Ran(done.returncode, self.text(done.stdout), self.text(done.stderr), command)
 
     def text(self, output):
         """A Windows console program ends its lines in "\\r\\n"; compare them as "\\n"."""
         return output.replace(b"\r\n", b"\n") if self.build == "wine" else output
+
+
+class Ran(tuple):
+    """What a program did that ran to its end: (code, stdout, stderr), as a tuple, so that `code, out, err =
+    target.run(...)` reads as before; describe() says all of it, for a failure's message."""
+
+    def __new__(cls, code, out, err, command=()):
+        ran = super().__new__(cls, (code, out, err))
+        ran.command = command
+        return ran
+
+    @property
+    def code(self):
+        return self[0]
+
+    def describe(self):
+        code = self[0]
+        if code is None:
+            ended = "it had not ended"
+        elif code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else "unknown"
+            ended = f"it was killed by signal {-code} ({name})"
+        else:
+            ended = f"it exited {code}"
+        return f"{ended}; its stdout: {show(self[1])}; its stderr: {show(self[2])}"
 
 
 class OutputReader:
@@ -276,10 +270,11 @@ class Server:
             ended = self.stdout.closed  # before kill(): did it end its output by itself?
             self.kill()
             waited = "its output ended" if ended else f"waited {start_limit:.0f} s"
-            raise AssertionError(
+            raise CourseFailure(
                 f"step: start the server\n"
                 f"{waited} without the line 'listening on HOST:PORT' on its stdout\n"
-                f"command: {' '.join(self.command)}\n" + self.log()
+                f"command: {' '.join(self.command)}\n" + self.log(),
+                kind="start",
             )
         # "[::1]" names an IPv6 address in brackets, so that its colons do not run into the port.
         self.host, self.port = found.group(1).removeprefix("[").removesuffix("]"), int(found.group(2))
@@ -425,37 +420,45 @@ class Connection:
             self.sock.settimeout(self.timeout)
             self.sock.connect((server.host, server.port))
         except OSError as error:
-            self.fail("connect", f"could not connect: {error}")
+            self.fail("connect", f"could not connect: {error}", kind="refused")
         # Small sends must leave at once, one segment each, for the chunking tests.
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    # The likely mistake behind each kind of failure, for tests that name none of their own.
+    # The likely mistake behind each kind of failure, for tests that give no hint of their own: the message says
+    # it as "likely: ...", which scripts/steps.py replaces with the step's own hint.
     DEFAULT_HINTS = {
-        "timed out": "the server sent nothing, or not all of the reply: a missing '\\n', a send() never made, "
-        "or a thread blocked somewhere else (see the log below)",
+        "timeout": "the server sent nothing, or not all of the reply: a missing '\\n', a send() never made, "
+        "or a thread blocked somewhere else (its log is below)",
         "closed": "the server hung up early: did it take one recv() for a whole line, or stop at an error? "
-        "(see the log below)",
-        "differs": "compare the bytes one by one: a missing or extra '\\n', a '\\r' not dropped, "
-        "or the reply to another line",
-        "broke": "the connection was reset: the server closed with bytes unread, or crashed (see the log below)",
+        "(its log is below)",
+        "differs": "compare the bytes from the first that differs: a missing or extra '\\n', a '\\r' not "
+        "dropped, or the reply to another line",
+        "reset": "the connection was reset: the server closed with bytes unread, or crashed (its log is below)",
     }
 
-    def fail(self, step, problem, expected=None, hint=None):
+    def fail(self, step, problem, expected=None, hint=None, kind="other", reply=None):
+        """Ends the test with a message that names the step, the bytes sent, expected and received (and, given
+        this reply's bytes, where they first differ from the expected ones), a hint and the server's log."""
         # pytest leaves this frame out of a failure's traceback: the message names the step and the bytes.
         __tracebackhide__ = True
-        if hint is None:
-            hint = next((text for key, text in self.DEFAULT_HINTS.items() if key in problem), None)
+        guess = self.DEFAULT_HINTS.get(kind) if hint is None else None
         message = [f"step: {step}", problem]
         message.append(f"sent so far:      {show(self.sent)}")
+        where = first_difference(reply, expected) if reply is not None and expected is not None else None
+        if where is not None:
+            cut = " (it ends there)" if where == len(reply) else ""
+            message.append(f"first difference: at byte {where} of this reply{cut}")
         if expected is not None:
-            message.append(f"expected:         {show(expected)}")
+            message.append(f"expected:         {show(expected, where)}")
         message.append(f"received so far:  {show(self.received)}")
         if hint:
             message.append(f"hint: {hint}")
+        elif guess:
+            message.append(f"likely: {guess}")  # the harness's guess; a step's own hint replaces it
         stage = self.server.target.stage.path.relative_to(COURSE_ROOT)
         message.append(f"reread: {stage}/README.md (what this stage adds) and docs/protocol.md (the exact bytes)")
         message.append(self.server.log())
-        failure = AssertionError("\n".join(message))
+        failure = CourseFailure("\n".join(message), kind, hint)
         failure.__suppress_context__ = True  # the socket error inside is in the message already
         raise failure
 
@@ -464,7 +467,7 @@ class Connection:
         try:
             self.sock.sendall(data)
         except OSError as error:
-            self.fail(step, f"sending {show(data)} failed: {error}")
+            self.fail(step, f"sending {show(data)} failed: {error}", kind="reset")
         self.sent += data
 
     def send_bytewise(self, data):
@@ -514,17 +517,19 @@ class Connection:
                 chunk = self.sock.recv(len(expected) - len(got))
             except socket.timeout:
                 self.received += got
-                self.fail(step, f"timed out after {self.timeout:.0f} s waiting for the reply", expected, hint)
+                self.fail(step, f"no reply came within {self.timeout:.0f} s (timed out)", expected, hint, "timeout",
+                          got)
             except OSError as error:
                 self.received += got
-                self.fail(step, f"the connection broke: {error}", expected, hint)
+                self.fail(step, f"the connection broke: {error}", expected, hint, "reset", got)
             if not chunk:
                 self.received += got
-                self.fail(step, "the server closed the connection before the whole reply came", expected, hint)
+                self.fail(step, "the server closed the connection before the whole reply came", expected, hint,
+                          "closed", got)
             got += chunk
             if not expected.startswith(got):
                 self.received += got
-                self.fail(step, "the reply differs from what was expected", expected, hint)
+                self.fail(step, "the reply differs from what was expected", expected, hint, "differs", got)
         self.received += got
 
     def expect_eof(self, step="wait for the server to close", hint=None, reset_allowed=True):
@@ -536,15 +541,17 @@ class Connection:
         try:
             chunk = self.sock.recv(4096)
         except socket.timeout:
-            self.fail(step, f"the connection was still open after {self.timeout:.0f} s", b"(end of stream)", hint)
+            self.fail(step, f"the connection was still open after {self.timeout:.0f} s (timed out)",
+                      b"(end of stream)", hint, "timeout")
         except ConnectionResetError:
             if not reset_allowed:
                 self.fail(step, "the server reset the connection instead of ending the stream", b"(end of stream)",
-                          hint)
+                          hint, "reset")
             chunk = b""  # a reset is a close, too
         if chunk:
             self.received += chunk
-            self.fail(step, "expected the connection to close, but more bytes came", b"(end of stream)", hint)
+            self.fail(step, "expected the connection to close, but more bytes came", b"(end of stream)", hint,
+                      "differs")
 
     def expect_silence(self, seconds, step="check that nothing comes", hint=None):
         """Demands that no byte arrives for `seconds` (a bounded wait, not a guess at readiness)."""
@@ -558,7 +565,7 @@ class Connection:
             self.sock.settimeout(self.timeout)
         if chunk is not None:
             self.received += chunk
-            self.fail(step, f"expected nothing for {seconds} s, but this came", b"(nothing)", hint)
+            self.fail(step, f"expected nothing for {seconds} s, but this came", b"(nothing)", hint, "differs")
 
     def round_trip(self, line):
         """Sends one line and expects its reply."""

@@ -151,20 +151,20 @@ def test_client_reports_a_server_that_goes_away(target):
 @pytest.mark.builds("linux")  # a pseudo-terminal is a POSIX device
 def test_client_shows_a_prompt_when_stdin_is_a_terminal(server, target):
     """Runs the client on a pseudo-terminal, as a person at a keyboard would."""
-    pid, terminal = pty.fork()
-    if pid == 0:
-        os.execv(target.command("client")[0], target.command("client", "--port", str(server.port)))
-    output = b""
+    pid, terminal = run_on_a_terminal(target, server.port)
+    output, code = b"", None
     try:
         output += read_until(terminal, b"> ", target.deadline(5))
         os.write(terminal, b"typed\n")
         output += read_until(terminal, target.stage.reply(b"typed").rstrip(b"\n"), target.deadline(5))
         os.write(terminal, b"exit\n")
     finally:
-        _, status = os.waitpid(pid, 0)
+        # Bounded, on every path: a client still waiting for a reply that never came is killed, not waited for.
+        code = exit_code_within(pid, target.deadline(5))
         os.close(terminal)
     assert output.startswith(b"> "), f"the first thing on the terminal should be the prompt '> ': {output!r}"
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert code == 0, (f"after 'exit' the client exited {code} (None: it was still running {target.deadline(5):.0f} s "
+                       f"later, and was killed), expected 0; the terminal showed {output!r}")
 
 
 def read_until(fd, wanted, timeout):

@@ -16,7 +16,9 @@ SYSTEM_DLLS = {"kernel32.dll", "msvcrt.dll", "ws2_32.dll", "user32.dll", "advapi
 def test_exe_imports_only_system_dlls(target, program):
     objdump = shutil.which("x86_64-w64-mingw32-objdump")
     assert objdump, "x86_64-w64-mingw32-objdump is missing: run 'make deps'"
-    headers = subprocess.run([objdump, "-p", str(target.stage.path / program)], capture_output=True, text=True)
+    # The program under test: the stage's own, or a student's copy (IMPL=), whose programs are what it built.
+    headers = subprocess.run([objdump, "-p", str(target.stage.programs / program)], capture_output=True, text=True,
+                             timeout=60)
     dlls = {line.split(":", 1)[1].strip().lower() for line in headers.stdout.splitlines() if "DLL Name:" in line}
     assert dlls, f"no imports found in {program}: {headers.stderr}"
     foreign = {dll for dll in dlls if dll not in SYSTEM_DLLS and not dll.startswith("api-ms-win-")}

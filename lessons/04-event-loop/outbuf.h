@@ -2,9 +2,10 @@
  * outbuf.h - bytes waiting to be sent: appended at the end, sent from the
  * front. A non-blocking send() takes what fits in the socket's buffer and
  * says "would block" for the rest; what it did not take waits here until
- * the socket has room again. It holds no memory while it is empty, so an
- * idle connection costs nothing, and a burst's memory goes back as soon as
- * the burst is sent. How much it may hold is its owner's business.
+ * the socket has room again. It holds no memory until it is first used,
+ * then at most its first 4 KiB while it is empty: a burst's memory goes
+ * back as soon as the burst is sent. How much it may hold is its owner's
+ * business.
  *
  * An append that finds no memory fails the buffer for good (as Go's
  * bufio.Writer keeps its first error): it takes nothing more, so a reply
@@ -41,7 +42,8 @@ bool outbuf_failed(const struct outbuf *out);
 const char *outbuf_data(const struct outbuf *out);
 size_t outbuf_pending(const struct outbuf *out);
 
-/* Forgets the first count bytes: they were sent. Once none is left, the memory goes back. */
+/* Forgets the first count bytes: they were sent. Once none is left, a buffer grown past its first 4 KiB gives
+ * its memory back. */
 void outbuf_consume(struct outbuf *out, size_t count);
 
 /* Frees what the buffer holds; it is empty again, and no longer failed. */

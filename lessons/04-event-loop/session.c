@@ -3,7 +3,7 @@
  * bytes received; only what cannot be answered yet is copied, into
  * `held`: an unfinished line, to be completed by the next receive, or the
  * lines after the high-water mark, to be answered as the client reads. An
- * idle client holds no buffer at all.
+ * idle client holds no such buffer at all.
  */
 #include "session.h"
 

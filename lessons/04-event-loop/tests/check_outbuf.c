@@ -54,7 +54,7 @@ START_TEST(test_outbuf_grows_past_its_first_allocation_and_slides_what_waits)
 }
 END_TEST
 
-START_TEST(test_outbuf_gives_its_memory_back_once_all_is_sent)
+START_TEST(test_outbuf_gives_a_bursts_memory_back_once_all_is_sent_and_keeps_its_first_allocation)
 {
     static char burst[200000];
     struct outbuf out = OUTBUF_EMPTY;
@@ -65,6 +65,13 @@ START_TEST(test_outbuf_gives_its_memory_back_once_all_is_sent)
     outbuf_consume(&out, 1);
     ck_assert_ptr_null(out.bytes); /* a burst's memory does not stay with an idle connection */
     ck_assert_uint_eq(out.cap, 0);
+    ck_assert_int_eq(outbuf_append(&out, "reply", 5), 0);
+    char *first = out.bytes;
+    outbuf_consume(&out, 5);
+    ck_assert_ptr_eq(out.bytes, first); /* the next replies reuse it: no allocation per request */
+    ck_assert_int_eq(outbuf_append(&out, "again", 5), 0);
+    ck_assert_ptr_eq(out.bytes, first);
+    outbuf_release(&out);
 }
 END_TEST
 
@@ -104,7 +111,8 @@ Suite *make_outbuf_suite(void)
     tcase_add_test(tc, test_outbuf_gives_back_what_was_appended_in_order);
     tcase_add_test(tc, test_outbuf_takes_partial_sends_and_starts_from_the_front_once_all_is_sent);
     tcase_add_test(tc, test_outbuf_grows_past_its_first_allocation_and_slides_what_waits);
-    tcase_add_test(tc, test_outbuf_gives_its_memory_back_once_all_is_sent);
+    tcase_add_test(tc,
+                   test_outbuf_gives_a_bursts_memory_back_once_all_is_sent_and_keeps_its_first_allocation);
     tcase_add_test(tc, test_outbuf_that_cannot_grow_fails_for_good_and_takes_nothing_more);
     tcase_add_test(tc, test_outbuf_holds_nothing_once_released);
     suite_add_tcase(suite, tc);

@@ -1,5 +1,7 @@
-# mk/stage.mk - how every stage is built. A stage's Makefile names its
-# sources and includes this file, so `make` works inside any stage directory.
+# stage.mk - how every stage is built. A stage's Makefile names its sources
+# and includes this file, which every stage has, the same in each: so
+# `make` works inside any stage's folder, and in a copy of one, wherever
+# it is (make start's, or your own `cp -r`).
 #
 #   make               the stage's ./server and ./client (POSIX)
 #   make check         builds and runs the stage's Check unit tests
