@@ -487,9 +487,77 @@ def outcome_of(failure, seconds):
     return Outcome("fail", seconds, detail, failure.get("kind") or "other", logs, hint)
 
 
+def sanitized_copy(impl, kind, stage):
+    """The copy built again with a sanitizer (clang -fsanitize=KIND), in a folder of its own under its build/:
+    its own programs stay as they are. Returns (that folder, a BuildError or None)."""
+    dest = Path(impl) / "build" / f"sanitize-{kind}"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(impl, dest, ignore=SKIP)
+    flags = f"-fsanitize={kind}"
+    extra = ""
+    if kind == "thread":
+        # scripts/tsan-signal-context.c: without it, ThreadSanitizer may drop a Ctrl+C sent right at the start.
+        extra = str(dest / "build" / "tsan-signal-context.o")
+        (dest / "build").mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["clang", "-c", "-O1", flags, "-o", extra, str(ROOT / "scripts" /
+                               "tsan-signal-context.c")], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if done.returncode != 0:
+            return dest, BuildError(done.stderr)
+    try:
+        done = subprocess.run(["make", "-s", "-j2", "-C", str(dest), "CC=clang", f"CFLAGS=-O1 -g {flags}",
+                               f"LDFLAGS={flags} {extra}", "all", "build/run_checks"], capture_output=True,
+                              text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return dest, BuildError(f"the {kind} sanitizer's build did not finish within {BUILD_TIMEOUT_S} s")
+    if done.returncode != 0:
+        return dest, blame(stage, dest, "\n".join((done.stdout + done.stderr).splitlines()[:25]))
+    return dest, None
+
+
+def run_sanitized(stage, step, programs, started):
+    """The step's Check suites and harness tests again, on the copy built with ThreadSanitizer: a data race is
+    a mistake even when no run shows its effect. Returns a failing Outcome, or None."""
+    if shutil.which("clang") is None:
+        return None  # make deps installs it; without it the step runs as it always did
+    copy, error = sanitized_copy(programs.impl, step.sanitize, stage)
+    if error is not None:
+        return Outcome("fail", time.monotonic() - started, build_detail(error, step, "the sanitizer's build"), "build")
+    reports = copy / "build" / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    variable = {"thread": "TSAN_OPTIONS", "address": "ASAN_OPTIONS"}[step.sanitize]
+    saved = {name: os.environ.get(name) for name in (variable, "COURSE_SANITIZER")}
+    os.environ[variable] = f"log_path={reports}/report:second_deadlock_stack=1"
+    os.environ["COURSE_SANITIZER"] = step.sanitize
+    try:
+        passed, detail = run_checks(copy, step.checks)
+        if passed and step.tests:
+            passed, failures, _ = run_pytest(stage, Programs(impl=copy), [f"tests/{t}" for t in step.tests],
+                                             step.build)
+            detail = "" if passed else outcome_of(failures[0], 0).detail
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    found = sorted(reports.iterdir())
+    if found:
+        report = found[0].read_text()
+        summary = next((line for line in report.splitlines() if line.startswith("SUMMARY:")), "")
+        text = "\n".join(report.splitlines()[:40])
+        return Outcome("fail", time.monotonic() - started,
+                       f"ThreadSanitizer found a data race in your copy ({summary.removeprefix('SUMMARY: ')}):\n"
+                       f"{text}", "race")
+    if not passed:
+        return Outcome("fail", time.monotonic() - started,
+                       f"the {step.sanitize} sanitizer's build of your copy failed this step:\n{detail}", "race")
+    return None
+
+
 def run_step(stage, step, programs):
-    """Runs one step's source checks, Check suites, then harness tests; returns its Outcome. Programs of one's
-    own (SERVER=, CLIENT=) have neither sources nor Check suites: only the harness tests run."""
+    """Runs one step's source checks, Check suites, then harness tests, and for a step with `sanitize =` the
+    same on a sanitizer's build; returns its Outcome. Programs of one's own (SERVER=, CLIENT=) have neither
+    sources nor Check suites: only the harness tests run."""
     started = time.monotonic()
     if step.build == "wine":
         missing = wine_missing()
@@ -507,6 +575,10 @@ def run_step(stage, step, programs):
         passed, failures, _ = run_pytest(stage, programs, node_ids, step.build)
         if not passed:
             return outcome_of(failures[0], time.monotonic() - started)
+    if step.sanitize and not programs.mine:
+        raced = run_sanitized(stage, step, programs, started)
+        if raced:
+            return raced
     if programs.mine and not step.tests:
         return Outcome("skipped", detail="this step has only Check suites and source checks")
     return Outcome("pass", time.monotonic() - started)

@@ -46,6 +46,7 @@ class Step:
     tests: list  # harness tests, "test_file.py::test_name"
     lint: list  # source checks, "check file:name" (scripts/steps.py LINTS)
     build: str  # "linux", or "wine" for a Win32 twin
+    sanitize: str  # "thread": the step's tests also run on a ThreadSanitizer build of the copy; "" otherwise
     readme: str  # the README section a failure sends the student to
     hints: dict  # failure kind -> hint; "" is the default
 
@@ -171,7 +172,8 @@ def load_step(ini, number, name):
     title = section["title"]
     return Step(number, name, title, code, section.get("check", "").split(), section.get("tests", "").split(),
                 [line.strip() for line in section.get("lint", "").strip().splitlines() if line.strip()],
-                section.get("build", "linux"), section.get("readme", f"Step {number}: {title}"), hints)
+                section.get("build", "linux"), section.get("sanitize", ""), section.get("readme", f"Step {number}: {title}"),
+                hints)
 
 
 def load_selected(names, programs=None):
