@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from test_commands import SHUTDOWN_ERROR, redis_cli, tool
+from test_commands import SHUTDOWN_ERROR, redis_cli, resp, tool
 
 pytestmark = [pytest.mark.needs("commands"), pytest.mark.needs("thread_pool")]
 
@@ -136,6 +136,53 @@ def test_a_half_closed_client_still_gets_its_slow_reply(server, connections):
     client.expect(b"+OK\r\n+PONG\r\n", hint="a client whose stream ended waits for its job's reply before it is "
                   "closed (session_awaits_job())")
     client.expect_eof()
+
+
+def test_a_slow_command_behind_big_replies_starts_as_they_are_sent(server, connections):
+    """Two 100 KB replies take the output past the high-water mark, so the DEBUG SLEEP behind them waits in the
+    session and runs only as the client reads them: from inside a send. Its job must start then, not when the client
+    next sends something (it sends nothing more)."""
+    client = server.connect()
+    connections.append(client)
+    big = b"x" * 100000
+    client.send(resp(b"ECHO", big) * 2 + b"DEBUG SLEEP 0\r\nPING\r\n")
+    reply = b"$100000\r\n" + big + b"\r\n"
+    client.expect(reply * 2 + b"+OK\r\n+PONG\r\n", hint="a held request run as the output drains (in "
+                  "session_sent()) may be a slow command: its job must be started there too (start_jobs() after each "
+                  "session_sent())")
+
+
+@pytest.mark.measures_resources
+@pytest.mark.builds("linux")  # /proc
+@pytest.mark.parametrize("how", ["half-closed", "past --max-query"])
+def test_a_client_that_waits_for_its_job_unread_costs_no_cpu_even_when_it_resets(start_server, connections, how):
+    """A client that half-closed, or sent --max-query bytes behind its DEBUG SLEEP, is read no more while its job
+    runs. If it then resets, a poller still reports the error for a socket it watches for nothing, at every wait:
+    the loop must not keep such a socket in its poller, or it spins at full CPU until the job ends. The client is
+    closed when its reply cannot be sent."""
+    server = start_server("--max-bulk", "512", "--max-inline", "512", "--max-query", "1024")
+    client = server.connect()
+    connections.append(client)
+    if how == "half-closed":
+        client.send(b"DEBUG SLEEP 2\r\n")
+        client.wait_until_read(client.timeout)
+        client.sock.shutdown(socket.SHUT_WR)
+    else:
+        client.send(b"DEBUG SLEEP 2\r\n" + b"PING\r\n" * 200)  # 1,200 bytes wait behind the job
+        client.wait_until_read(client.timeout)
+    peer = "%s:%d" % client.sock.getsockname()[:2]
+    cpu_before = server.cpu_seconds()
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.sock.close()  # a reset
+    if not server.stderr.wait_for(f"{peer} disconnected", server.target.deadline(10)):
+        pytest.fail(f"the client that reset was not closed after its 2 s job\n{server.log()}")
+    used = server.cpu_seconds() - cpu_before
+    assert used < 0.5, (f"the server used {used:.2f} s of CPU during a 2 s job of a client that reset: its loop "
+                        f"woke for the dead socket at every wait\n{server.log()}")
+    other = server.connect()
+    connections.append(other)
+    other.send(b"PING\r\n")
+    other.expect(b"+PONG\r\n")
 
 
 def test_a_reply_never_reaches_the_client_that_came_after_one_that_left(server, connections):

@@ -9,6 +9,7 @@
 #include "reply.h"
 #include "resp.h"
 
+#include <ctype.h>
 #include <math.h> /* isfinite() */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,10 @@ struct job *job_sleep(const char *seconds, size_t len, unsigned long long client
         text[len] = '\0';
         value = strtod(text, &end);
     }
-    /* All of it a number: no blank, no "1x", no "nan" or "inf" (a sleep must end). */
-    if (len == 0 || len >= sizeof text || end != text + len || !isfinite(value) || text[0] == ' ') {
+    /* All of it a number: no blank before it (strtod() skips them), no "1x", no "nan" or "inf" (a sleep must
+     * end). */
+    if (len == 0 || len >= sizeof text || end != text + len || !isfinite(value) ||
+        isspace((unsigned char)text[0])) {
         snprintf(why, why_len, "value is not a valid float");
         return NULL;
     }

@@ -29,6 +29,8 @@ typedef CONDITION_VARIABLE cond_t;
 struct waker {
     SOCKET sock;
 };
+/* A waker that is not open: waker_close() leaves it alone. */
+#define WAKER_CLOSED ((struct waker){INVALID_SOCKET})
 #else
 #include <netdb.h>
 #include <netinet/in.h>
@@ -51,6 +53,8 @@ struct waker {
     int read_end;  /* what waiting threads poll */
     int write_end; /* what waker_raise() writes one byte to */
 };
+/* A waker that is not open: waker_close() leaves it alone. */
+#define WAKER_CLOSED   ((struct waker){-1, -1})
 #endif
 
 /* Starts the socket library (WSAStartup on Windows); returns 0, or -1. */
@@ -187,7 +191,10 @@ void waker_close(struct waker *waker);
 /* What an event loop's poller watches to hear the waker: readable while it is raised. */
 socket_t waker_descriptor(const struct waker *waker);
 
-/* The number of processors this process may run on (at least 1): how many workers keep them all busy. */
+/*
+ * The processors online (at least 1): how many workers keep them all
+ * busy. It does not see a CPU affinity mask or a container's CPU quota.
+ */
 int cpu_count(void);
 
 /* The exit status after a second Ctrl+C: 128 + SIGINT, as shells report it. */

@@ -129,6 +129,7 @@ struct pool *pool_start(int workers, size_t max_queue, char *err, size_t err_len
     }
     pool->max_queue = max_queue;
     pool->counts.workers = workers;
+    pool->waker = WAKER_CLOSED; /* so that pool_free() closes nothing if waker_open() fails */
     mutex_init(&pool->lock);
     cond_init(&pool->work);
     cond_init(&pool->stopped);

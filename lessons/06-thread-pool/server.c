@@ -50,6 +50,7 @@
 #define DEFAULT_MAX_QUERY         1048576 /* bytes of one client's unfinished request or transaction */
 #define DEFAULT_MAX_SUBSCRIPTIONS 100000  /* channels one client may subscribe to */
 #define DEFAULT_MAX_QUEUE         1024    /* jobs waiting for a worker; more are refused */
+#define MAX_WORKERS               256     /* --workers at most; the default is the processors, up to this */
 
 /* How long to stop accepting when the process is out of descriptors (as memcached does). */
 #define ACCEPT_PAUSE_MS 100
@@ -213,12 +214,25 @@ static void free_closed(struct loop *loop)
     }
 }
 
-/* Tells the poller what to watch the socket for, when that changed. Returns 0, or -1. */
+/*
+ * Tells the poller what to watch the socket for, when that changed.
+ * Watching nothing (a client that waits for its job and is read no more)
+ * is not being in the poller at all: a poller reports errors and hang-ups
+ * (WSAPoll() a peer's end of stream too) whatever it was asked for, and
+ * would wake the loop for them at every wait until the job ends. A client
+ * that resets meanwhile is found out when its reply is sent. Returns 0, or
+ * -1.
+ */
 static int watch(struct loop *loop, struct conn *conn, unsigned events)
 {
     if (events == conn->watched)
         return 0;
+    unsigned before = conn->watched;
     conn->watched = events;
+    if (events == 0)
+        return poller_remove(loop->poller, conn->sock);
+    if (before == 0)
+        return poller_add(loop->poller, conn->sock, events, conn);
     return poller_modify(loop->poller, conn->sock, events, conn);
 }
 
@@ -281,33 +295,6 @@ static void judge(struct conn *conn, enum session_verdict verdict)
     }
 }
 
-/*
- * Sends what fits of the session's output. Each send tells the session
- * how much went, and it may answer requests it held back meanwhile.
- * Returns false when the connection broke.
- */
-static bool send_some(struct conn *conn, long long now)
-{
-    size_t len;
-    const char *bytes;
-    while ((bytes = session_output(&conn->session, &len)) != NULL) {
-        long sent = sock_send(conn->sock, bytes, len);
-        if (sent < 0) {
-            int code = sock_last_error();
-            if (sock_error_is_interrupt(code))
-                continue;
-            if (!sock_error_is_would_block(code))
-                return false;
-            if (conn->stalled_since == 0)
-                conn->stalled_since = now; /* no room: the send clock starts */
-            return true;
-        }
-        conn->stalled_since = 0; /* progress: the clock stops */
-        judge(conn, session_sent(&conn->session, (size_t)sent, now));
-    }
-    return true;
-}
-
 /* A runner for the loop itself (--workers 0): a job's sleep is the loop's, and only a stop ends it early. */
 static bool pause_loop(void *arg, long long ms)
 {
@@ -359,16 +346,45 @@ static void start_jobs(struct loop *loop, struct conn *conn, long long now)
 }
 
 /*
- * Starts the session's job, if it made one, and sends what it has to
- * say, unless it is broken: then it is closed, and nothing more is sent.
- * What does not fit waits in the session's output, and the poller watches
- * for room; once all is out, and no job's reply is to come, the state
- * says what comes next.
+ * Sends what fits of the session's output. Each send tells the session
+ * how much went, and it may answer requests it held back meanwhile, one
+ * of them a slow command: its job is started at once. Returns false when
+ * the connection broke.
+ */
+static bool send_some(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t len;
+    const char *bytes;
+    start_jobs(loop, conn, now);
+    while ((bytes = session_output(&conn->session, &len)) != NULL) {
+        long sent = sock_send(conn->sock, bytes, len);
+        if (sent < 0) {
+            int code = sock_last_error();
+            if (sock_error_is_interrupt(code))
+                continue;
+            if (!sock_error_is_would_block(code))
+                return false;
+            if (conn->stalled_since == 0)
+                conn->stalled_since = now; /* no room: the send clock starts */
+            return true;
+        }
+        conn->stalled_since = 0; /* progress: the clock stops */
+        judge(conn, session_sent(&conn->session, (size_t)sent, now));
+        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+    }
+    return true;
+}
+
+/*
+ * Starts the session's jobs and sends what it has to say, unless it is
+ * broken: then it is closed, and nothing more is sent. What does not fit
+ * waits in the session's output, and the poller watches for room; once
+ * all is out, and no job's reply is to come, the state says what comes
+ * next.
  */
 static void flush(struct loop *loop, struct conn *conn, long long now)
 {
-    start_jobs(loop, conn, now);
-    if (session_broken(&conn->session) == NULL && !send_some(conn, now)) {
+    if (session_broken(&conn->session) == NULL && !send_some(loop, conn, now)) {
         conn_close(loop, conn); /* broken or reset: nobody left to answer */
         return;
     }
@@ -631,6 +647,8 @@ static void begin_stop(struct loop *loop, long long now)
         if (conn->state != OPEN)
             continue;                /* it said goodbye, or was refused: it is on its way out already */
         start_jobs(loop, conn, now); /* the notice comes after every reply */
+        if (conn->state != OPEN)
+            continue; /* what ran after a job said goodbye (QUIT): no notice after its +OK */
         conn->state = STOPPING;
         session_stop(&conn->session);
         queue_send(loop, conn);
@@ -754,7 +772,7 @@ int main(int argc, char **argv)
                                    .send_timeout_s = DEFAULT_SEND_TIMEOUT_S,
                                    .max_output = DEFAULT_MAX_OUTPUT,
                                    .max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS,
-                                   .workers = cpu_count(),
+                                   .workers = cpu_count() < MAX_WORKERS ? cpu_count() : MAX_WORKERS,
                                    .max_queue = DEFAULT_MAX_QUEUE};
     struct limits *limits = &loop->limits;
     const struct number_option limit_options[] = {
@@ -768,7 +786,7 @@ int main(int argc, char **argv)
         {"--send-timeout", 0, 86400, &limits->send_timeout_s},
         {"--max-output", 4096, 1073741824, &limits->max_output},
         {"--max-subscriptions", 1, 100000000, &limits->max_subscriptions},
-        {"--workers", 0, 256, &limits->workers},
+        {"--workers", 0, MAX_WORKERS, &limits->workers},
         {"--max-queue", 1, 1000000, &limits->max_queue},
     };
     char usage_text[sizeof usage_format + 160];

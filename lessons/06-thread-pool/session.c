@@ -62,7 +62,8 @@ static enum session_verdict run_requests(struct session *session, const char *by
     enum session_verdict verdict = SESSION_OPEN;
     size_t pos = 0;
     session->paused = false;
-    while (verdict == SESSION_OPEN && pos < len && session->job == NULL && session_broken(session) == NULL) {
+    while (verdict == SESSION_OPEN && pos < len && !session->awaiting_job &&
+           session_broken(session) == NULL) {
         size_t argc = 0, took = 0;
         char why[80];
         enum resp_result r = resp_parse(bytes + pos, len - pos, &limits, args, &argc, &took, why, sizeof why);
@@ -118,7 +119,7 @@ static enum session_verdict run_held(struct session *session, long long now)
  */
 static bool unfinished_too_long(const struct session *session)
 {
-    return !session->paused && session->job == NULL && session->held_len > session->limits->max_query;
+    return !session->paused && !session->awaiting_job && session->held_len > session->limits->max_query;
 }
 
 /* When a client that sends nothing more at now will have been idle too long: never, for a subscriber. */
@@ -147,7 +148,7 @@ static void settle(struct session *session, enum session_verdict verdict, long l
         session->held = NULL;
         session->held_cap = 0;
     }
-    if (session->held_len == 0 || session->paused || session->job != NULL || limits->request_ms == 0)
+    if (session->held_len == 0 || session->paused || session->awaiting_job || limits->request_ms == 0)
         session->request_deadline = 0;
     else if (session->request_deadline == 0 || ran)
         session->request_deadline = now + limits->request_ms;
@@ -177,7 +178,7 @@ enum session_verdict session_feed(struct session *session, const char *bytes, si
 
 bool session_wants_input(const struct session *session)
 {
-    if (session->job != NULL)
+    if (session->awaiting_job)
         return session->held_len < session->limits->max_query;
     return !session->paused && !must_wait(session);
 }
@@ -223,7 +224,7 @@ const char *session_broken(const struct session *session)
 
 long long session_deadline(const struct session *session)
 {
-    if (session->job != NULL)
+    if (session->awaiting_job)
         return 0; /* the server owes the client a reply: no clock runs against the client */
     if (outbuf_pending(&session->out) > 0)
         return 0; /* the client owes a read: the driver's send timeout watches that */
@@ -236,7 +237,7 @@ long long session_deadline(const struct session *session)
 enum session_verdict session_expire(struct session *session, long long now)
 {
     enum session_verdict verdict = SESSION_OPEN;
-    if (session->job != NULL || outbuf_pending(&session->out) > 0)
+    if (session->awaiting_job || outbuf_pending(&session->out) > 0)
         return verdict;
     if (session->request_deadline != 0 && now >= session->request_deadline)
         verdict = refuse(session, "request timeout");
@@ -255,21 +256,20 @@ void session_stop(struct session *session)
 
 void session_defer(struct session *session, struct job *job)
 {
-    session->job = job;
-    session->job_taken = false;
+    session->new_job = job;
+    session->awaiting_job = true;
 }
 
 bool session_awaits_job(const struct session *session)
 {
-    return session->job != NULL;
+    return session->awaiting_job;
 }
 
 struct job *session_take_job(struct session *session)
 {
-    if (session->job == NULL || session->job_taken)
-        return NULL;
-    session->job_taken = true;
-    return session->job;
+    struct job *job = session->new_job;
+    session->new_job = NULL; /* the driver's now: the session keeps no pointer to what a worker changes */
+    return job;
 }
 
 enum session_verdict session_finish_job(struct session *session, struct job *job, long long now)
@@ -277,8 +277,7 @@ enum session_verdict session_finish_job(struct session *session, struct job *job
     size_t len = outbuf_pending(&job->reply);
     outbuf_append(&session->out, outbuf_data(&job->reply), len); /* on failure, session_broken() says so */
     job_free(job);
-    session->job = NULL;
-    session->job_taken = false;
+    session->awaiting_job = false;
     /* The requests that came while it ran, in order; they may stop at the mark, or at another job. */
     unsigned long before = session->requests;
     enum session_verdict verdict = session->held_len > 0 ? run_held(session, now) : SESSION_OPEN;
@@ -290,9 +289,9 @@ enum session_verdict session_finish_job(struct session *session, struct job *job
 
 void session_end(struct session *session)
 {
-    if (session->job != NULL && !session->job_taken)
-        job_free(session->job); /* never handed over: still the session's */
-    session->job = NULL;
+    job_free(
+        session->new_job); /* never handed over: still the session's (a job the driver took is its own) */
+    session->new_job = NULL;
     hub_remove(session->hub, session);
     free(session->held);
     session->held = NULL;

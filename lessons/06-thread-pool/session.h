@@ -76,9 +76,9 @@ struct session {
     bool multi_failed;                    /* a command could not be queued: EXEC will refuse */
     struct outbuf queued;                 /* the commands queued since MULTI, as RESP arrays */
     size_t queued_count;
-    struct job *job;   /* the job a slow command is waiting for (NULL: none); no request runs meanwhile */
-    bool job_taken;    /* the driver took it to run (session_take_job()): it is the driver's now */
-    long long started; /* when it connected */
+    bool awaiting_job;          /* a slow command's reply is still to come: no request runs meanwhile */
+    struct job *new_job;        /* its job, until the driver takes it (session_take_job()); NULL after */
+    long long started;          /* when it connected */
     long long last_request;     /* when its last request was run */
     long long idle_deadline;    /* when the client will have been silent too long (0: never) */
     long long request_deadline; /* when its unfinished request will have taken too long (0: none) */

@@ -69,7 +69,7 @@ END_TEST
 
 START_TEST(test_job_sleep_refuses_what_is_not_a_number_in_redis_words)
 {
-    const char *bad[] = {"", "abc", "1x", " 1", "1 ", "nan", "inf", "0x"};
+    const char *bad[] = {"", "abc", "1x", " 1", "\t1", "\n0", "1 ", "nan", "inf", "0x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char why[64] = "";
         struct job *job = SLEEP(bad[i]);

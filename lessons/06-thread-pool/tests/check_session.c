@@ -354,7 +354,7 @@ START_TEST(test_session_holds_the_requests_after_a_slow_command_until_its_reply)
                       SESSION_OPEN);
     EXPECT(&s, "+PONG\r\n"); /* what came before it is answered; nothing after it runs yet */
     ck_assert(session_awaits_job(&s));
-    ck_assert_int_eq(s.job->sleep_ms, 2000);
+    ck_assert_int_eq(s.new_job->sleep_ms, 2000);
     ck_assert_verdict(finish(&s, 10), SESSION_OPEN);
     EXPECT(&s, "+OK\r\n$1\r\na\r\n"); /* its reply, then the next requests, up to the next job */
     ck_assert_verdict(finish(&s, 20), SESSION_OPEN);
