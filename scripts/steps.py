@@ -357,20 +357,36 @@ def run_suite(impl, env):
     env = dict(env, CK_TAP_LOG_FILE_NAME="-")
     runner = subprocess.Popen([str(impl / "build" / "run_checks")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, env=env, cwd=impl, start_new_session=True)
-    # Check forks a process per test: the whole session goes, and a watchdog ends a runner that hangs.
-    watchdog = threading.Timer(120, os.killpg, (runner.pid, signal.SIGKILL))
+    # Check forks a process per test, each in a process group of its own: stopping the runner's group would leave
+    # a hung test running, so the whole session goes; and a watchdog ends a runner that hangs.
+    watchdog = threading.Timer(120, kill_session, (runner.pid,))
     watchdog.start()
     output, failed = [], None
     for line in runner.stdout:
         output.append(line)
         failed = re.match(r"^not ok \d+ - (?:.*/)?(tests/check_\w+\.c):(\w+):(\w+): ?(.*)$", line)
         if failed:
-            os.killpg(runner.pid, signal.SIGKILL)
             break
+    kill_session(runner.pid)  # a test still running (it hung) outlives its runner otherwise
     runner.stdout.close()
     status = runner.wait()
     watchdog.cancel()
     return "".join(output), failed, status
+
+
+def kill_session(session_id):
+    """Kills every process of the session whose leader was session_id (its id), read from /proc: the processes
+    Check forked, whatever process group each put itself in."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[3]) == session_id:  # after the command: state, ppid, pgrp, session
+            try:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def run_checks(impl, suites):
@@ -514,6 +530,11 @@ def sanitized_copy(impl, kind, stage):
     return dest, None
 
 
+# What a sanitizer's report means, by the name a step's `sanitize =` gives it.
+SANITIZER_FOUND = {"thread": "ThreadSanitizer found a data race",
+                   "address": "AddressSanitizer found a memory error"}
+
+
 def run_sanitized(stage, step, programs, started):
     """The step's Check suites and harness tests again, on the copy built with ThreadSanitizer: a data race is
     a mistake even when no run shows its effect. Returns a failing Outcome, or None."""
@@ -531,8 +552,11 @@ def run_sanitized(stage, step, programs, started):
     try:
         passed, detail = run_checks(copy, step.checks)
         if passed and step.tests:
+            # As scripts/sanitize does: a sanitizer changes memory use and speed, and cannot start under a cap
+            # on the address space.
             passed, failures, _ = run_pytest(stage, Programs(impl=copy), [f"tests/{t}" for t in step.tests],
-                                             step.build)
+                                             step.build,
+                                             extra_args=("-m", "not measures_resources and not plain_build_only"))
             detail = "" if passed else outcome_of(failures[0], 0).detail
     finally:
         for name, value in saved.items():
@@ -546,7 +570,7 @@ def run_sanitized(stage, step, programs, started):
         summary = next((line for line in report.splitlines() if line.startswith("SUMMARY:")), "")
         text = "\n".join(report.splitlines()[:40])
         return Outcome("fail", time.monotonic() - started,
-                       f"ThreadSanitizer found a data race in your copy ({summary.removeprefix('SUMMARY: ')}):\n"
+                       f"{SANITIZER_FOUND[step.sanitize]} in your copy ({summary.removeprefix('SUMMARY: ')}):\n"
                        f"{text}", "race")
     if not passed:
         return Outcome("fail", time.monotonic() - started,
@@ -589,7 +613,10 @@ def format_failure(stage, step, outcome):
     the README section to reread, and the server's log."""
     indent = "    "
     lines = [""] + [indent + line for line in outcome.detail.splitlines()]
-    hint = None if outcome.hint else step.hint_for(outcome.kind) if step else None
+    # The test's own hint, when its message does not carry it already; else the step's, for this kind of failure.
+    hint = outcome.hint if outcome.hint and outcome.hint not in outcome.detail else None
+    if not outcome.hint and step:
+        hint = step.hint_for(outcome.kind)
     if hint:
         lines += ["", f"{indent}hint: {hint}"]
     if step:

@@ -267,7 +267,9 @@ def failure_kind(error, text):
     kind = getattr(error, "kind", None)
     if kind:
         return kind
-    return next((name for name, pattern in PLAIN_ASSERT_KINDS if re.search(pattern, text)), "other")
+    # The test's own words only: the server's log it carries says "still running" of any live server.
+    words = re.split(r"\n\s*--- server \(", text)[0]
+    return next((name for name, pattern in PLAIN_ASSERT_KINDS if re.search(pattern, words)), "other")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -470,11 +470,35 @@ class Connection:
             self.fail(step, f"sending {show(data)} failed: {error}", kind="reset")
         self.sent += data
 
-    def send_bytewise(self, data):
-        """One send() per byte: the server sees the worst chunking there is."""
+    def send_bytewise(self, data, each_read=False):
+        """One send() per byte: the server sees the worst chunking there is. each_read: each byte is sent only
+        once the server has read the one before (see wait_until_read()), so that every recv() of the server gets
+        exactly one byte, on every run; without it, bytes that arrive while the server is busy are read together."""
         __tracebackhide__ = True
         for i in range(len(data)):
             self.send(data[i : i + 1])
+            if each_read:
+                self.wait_until_read(self.timeout)
+
+    def wait_until_read(self, timeout):
+        """Waits until the server has read every byte sent (its socket's receive queue is empty), read through
+        /proc/net/tcp, whichever build the server is: under Wine its sockets are Linux sockets too."""
+        __tracebackhide__ = True
+        table = "/proc/net/tcp6" if self.sock.family == socket.AF_INET6 else "/proc/net/tcp"
+        mine = self.sock.getsockname()[1]
+        end = time.monotonic() + timeout
+        while True:
+            with open(table) as rows:
+                # Fields: sl local_address rem_address st tx_queue:rx_queue ...; addresses are HEXIP:HEXPORT.
+                queued = [int(fields[4].split(":")[1], 16) for fields in (row.split() for row in rows)
+                          if fields[1].endswith(f":{self.server.port:04X}") and fields[2].endswith(f":{mine:04X}")]
+            if queued and queued[0] == 0:
+                return
+            if time.monotonic() > end:
+                self.fail("wait for the server to read what was sent",
+                          f"the server's socket still held {queued[0] if queued else '?'} unread bytes after "
+                          f"{timeout:.0f} s: it does not read", kind="timeout")
+            time.sleep(0.001)  # polling a condition with a deadline, not guessing readiness
 
     def wait_until_acknowledged(self, timeout):
         """Linux: waits until the peer's kernel has acknowledged every byte sent (nothing left in the send
@@ -506,7 +530,10 @@ class Connection:
                 self.stalled_since = time.monotonic()
             except BlockingIOError:
                 continue
-        self.fail("fill the connection", f"the server kept reading {sent} bytes while no reply was read")
+        self.fail("fill the connection", f"the server kept reading {sent} bytes while no reply was read",
+                  hint="a client that reads none of its replies must not be read from without end: once its replies "
+                       "wait unsent past a limit, the server must read nothing more from it (backpressure), so that "
+                       "its own sends stall")
 
     def expect(self, expected, step="wait for the reply", hint=None):
         """Receives exactly len(expected) bytes and demands they are expected."""

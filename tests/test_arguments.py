@@ -1,9 +1,13 @@
 """Command lines: --help, bad arguments (exit 2), a port in use (exit 1), the readiness line."""
 
 import re
+import select
 import socket
+import time
 
 import pytest
+
+from harness import CourseFailure
 
 # Every stage's programs take these command lines, lesson 05's RESP ones too.
 pytestmark = pytest.mark.any_protocol
@@ -71,6 +75,34 @@ def test_port_in_use_is_a_clear_error_with_exit_1(server, target):
     assert code == 1, f"a second server on port {server.port} exited {code}, expected 1; stderr: {err!r}"
     assert f"127.0.0.1:{server.port}".encode() in err, f"the error should name the address: {err!r}"
     assert b"in use" in err.lower(), f"the error should say the address is in use: {err!r}"
+
+
+@pytest.mark.builds("linux")  # Windows has no such wait at bind time: SO_EXCLUSIVEADDRUSE there, and no SO_REUSEADDR
+def test_a_restarted_server_listens_at_once_though_its_old_connection_lingers(start_server, target):
+    """A connection that the server closed first outlives the server by a minute (FIN_WAIT_2, then TIME_WAIT),
+    still bound to the port. Without SO_REUSEADDR a server started again on that port fails, "Address already in
+    use", until it is gone: everything works, until the first restart with a client connected."""
+    first = start_server()
+    with socket.create_connection((first.host, first.port), timeout=target.deadline(5)) as client:
+        # The client sends nothing: bytes the server never reads would make its close a reset, which lingers not.
+        # It is accepted once the server logs it, or closes it (a server that only accepts, as in step 2).
+        connected = rf"127\.0\.0\.1:{client.getsockname()[1]} connected\b"
+        end = time.monotonic() + target.deadline(5)
+        while not first.stderr.wait_for(connected, 0.01) and not select.select([client], [], [], 0.01)[0]:
+            if time.monotonic() > end:
+                pytest.fail(f"the server neither logged nor closed the connection ({connected!r})\n{first.log()}")
+        first.stop()  # Ctrl+C; the client stays connected
+        try:
+            again = start_server(port=first.port)
+        except CourseFailure as failure:
+            hint = ("a server started again on its port must listen at once, although the old server's connection to "
+                    "a client still holds the port: set SO_REUSEADDR in sock_set_reuse_address(), which net_listen() "
+                    "calls before bind()")
+            words, _, log = str(failure).partition("\n--- server (")
+            said = log.partition("--- server stderr, last lines:\n")[2].strip()
+            raise CourseFailure(f"{words}\nthe new server's stderr: {said!r}\nhint: {hint}\n--- server ({log}",
+                                kind=failure.kind, hint=hint) from None
+        assert again.port == first.port, f"started with --port {first.port}, the server listens on {again.port}"
 
 
 def test_unresolvable_host_is_a_clear_error_with_exit_1(target):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import LINE_MAX_BYTES, free_port
+from harness import LINE_MAX_BYTES, CourseFailure, free_port
 
 
 def test_client_prints_each_reply_and_no_prompt_when_piped(server, target):
@@ -84,6 +84,18 @@ def test_client_sends_exit_and_stops_reading_input(target):
     assert code == 0, f"client exited {code}, expected 0; stderr: {err!r}"
 
 
+def test_client_sends_lines_that_only_start_with_exit_like_any_line(target):
+    port, received, thread = record_what_arrives(target)
+    code, out, err = target.run("client", "--port", str(port), input=b"exits\nexit now\nexit\n")
+    thread.join(target.deadline(10))
+    if bytes(received) != b"exits\nexit now\nexit\n":
+        hint = ("only the line 'exit' itself ends the client: is_exit_line() compares the whole line, \"exit\\n\" or "
+                "\"exit\\r\\n\", with its length and memcmp(), not a prefix")
+        raise CourseFailure(f"the server should receive b'exits\\nexit now\\nexit\\n', it received "
+                            f"{bytes(received)!r}; the client exited {code}, printed {out!r}\nhint: {hint}",
+                            kind="differs", hint=hint)
+
+
 def test_client_passes_carriage_returns_and_ctrl_z_through_a_pipe(target):
     """On Windows a text-mode stdin would turn '\\r\\n' into '\\n' and stop at byte 0x1A."""
     port, received, thread = record_what_arrives(target)
@@ -140,8 +152,17 @@ def test_client_refused_connection_says_so_and_exits_1(target):
 
 
 def test_client_reports_a_server_that_goes_away(target):
-    """A stand-in server that reads one line and hangs up without a reply."""
-    port, thread = stand_in_server(target, lambda conn: conn.recv(100))
+    """A stand-in server that reads the client's line and hangs up without a reply. A client that hears the
+    server while it types (final/ on) has first said all it will (its end of stream): whether every line got its
+    reply is then the only question, and a close before that one is an early close, exit 1, whichever of the
+    client's two threads sees it first."""
+    def hang_up(conn):
+        if not target.stage.live_client:
+            conn.recv(100)  # a client that waits for each reply before it reads the next line
+            return
+        while conn.recv(100):
+            continue  # until the client's end of stream: its input has ended, and it has said so
+    port, thread = stand_in_server(target, hang_up)
     code, out, err = target.run("client", "--port", str(port), input=b"hello\n")
     thread.join(target.deadline(10))
     assert code == 1, f"client exited {code}, expected 1 when the server hangs up; stderr: {err!r}"

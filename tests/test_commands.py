@@ -234,11 +234,13 @@ def test_ctrl_c_tells_each_client_and_exits_0(server, connections):
 def test_the_course_client_prints_replies_as_redis_cli_does(server, target):
     typed = b'PING\nECHO "two words"\nCLIENT SETNAME bob\nCLIENT GETNAME\nFOO\nTIME x\nSUBSCRIBE a b\nQUIT\n'
     code, out, err = target.run("client", "--port", str(server.port), input=typed)
-    assert code == 0, f"client exited {code}: {err!r}"
-    assert out == (b'PONG\n"two words"\nOK\n"bob"\n'
-                   b"(error) ERR unknown command 'FOO', with args beginning with: \n"
-                   b"(error) ERR wrong number of arguments for 'time' command\n"
-                   b'1) "subscribe"\n2) "a"\n3) (integer) 1\n1) "subscribe"\n2) "b"\n3) (integer) 2\nOK\n'), out
+    assert code == 0, f"client exited {code}, printed {out!r}, for the input {typed!r}: {err!r}"
+    expected = (b'PONG\n"two words"\nOK\n"bob"\n'
+                b"(error) ERR unknown command 'FOO', with args beginning with: \n"
+                b"(error) ERR wrong number of arguments for 'time' command\n"
+                b'1) "subscribe"\n2) "a"\n3) (integer) 1\n1) "subscribe"\n2) "b"\n3) (integer) 2\nOK\n')
+    assert out == expected, (f"for the input {typed!r} the client printed\n{out!r}, expected\n{expected!r}; "
+                             f"its stderr: {err!r}")
 
 
 def test_the_course_client_leaves_with_exit_and_exits_0(server, target):

@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from harness import CourseFailure
+
 
 def test_each_client_is_accepted_logged_and_let_go_in_turn(server, connections, target):
     """The accept loop alone: each client is accepted, logged on stderr as it comes and goes, and its
@@ -33,6 +35,47 @@ def test_second_client_waits_until_the_first_leaves(server, connections, target)
     first.send(b"exit\n")
     first.expect_eof()
     second.expect(target.stage.reply(b"second"), hint="once the first client leaves, the second is served")
+
+
+# What each step of a thread-per-client server needs to hear when a client's connection goes to, or is closed by,
+# the wrong thread.
+OWN_THREAD_HINT = ("each client's thread owns its socket and its struct client: malloc() a struct client for each "
+                   "connection and hand it to that client's thread alone, which serves it, closes its socket and "
+                   "frees it; the main thread neither closes nor frees it, and never hands a thread a variable of its "
+                   "loop, which the next client overwrites")
+SECOND_CLIENT_HINT = ("the second client got no reply while the first stays connected: each client needs a thread of "
+                      "its own, and the main thread goes straight back to net_accept(); that thread owns its socket "
+                      "and its struct client")
+
+
+@pytest.mark.needs("concurrent")
+def test_a_client_that_leaves_is_closed_and_the_one_that_stays_is_still_served(server, connections, target):
+    """Each client is served, and closed, by its own thread only. The second client connects once the first has
+    been answered, so that the first one's thread has started; when the first leaves, its connection, not the
+    second's, must close. A thread handed a variable of the accept loop (&sock, a struct on the loop's stack), or a
+    record the main thread frees or whose socket it closes, serves or closes another client's connection."""
+    reply = target.stage.reply
+    first = server.connect()
+    connections.append(first)
+    first.send(b"first\n")
+    first.expect(reply(b"first"), step="the first client's reply", hint=OWN_THREAD_HINT)
+    second = server.connect()
+    connections.append(second)
+    second.send(b"second\n")
+    second.expect(reply(b"second"), step="the second client's reply", hint=SECOND_CLIENT_HINT)
+    first.send(b"exit\n")
+    first.expect_eof(step="the first client left: its connection closes", hint=OWN_THREAD_HINT)
+    port = first.sock.getsockname()[1]
+    if not server.stderr.wait_for(rf"127\.0\.0\.1:{port} disconnected\b", target.deadline(5)):
+        hint = ("each client is logged with its own address: its struct client holds a copy of the peer's text "
+                "(snprintf() into client->peer), not a pointer to the accept loop's buffer, which the next client "
+                "overwrites")
+        raise CourseFailure(f"step: the first client left\nno stderr line '127.0.0.1:{port} disconnected' for "
+                            f"it\nhint: {hint}\n{server.log()}", hint=hint)
+    second.send(b"still here\n")
+    second.expect(reply(b"still here"), step="the second client, once the first has left", hint=OWN_THREAD_HINT)
+    second.send(b"exit\n")
+    second.expect_eof(step="the second client left: its connection closes", hint=OWN_THREAD_HINT)
 
 
 @pytest.mark.needs("concurrent")

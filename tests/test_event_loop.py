@@ -1,5 +1,6 @@
 """Lesson 04 on: one thread serves every client, with an event loop."""
 
+import os
 import resource
 import select
 import selectors
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from figures import record
-from harness import SHUTDOWN_NOTICE, Server
+from harness import SHUTDOWN_NOTICE, CourseFailure, Server
 
 pytestmark = pytest.mark.needs("event_loop")
 
@@ -89,6 +90,44 @@ def test_a_hundred_clients_are_served_by_the_threads_that_served_one(server, con
                                     f"them all, it starts no thread\n{server.log()}")
 
 
+O_NONBLOCK = 0o4000  # the flag in /proc/PID/fdinfo/FD's "flags:" field (octal), as in <fcntl.h>
+
+
+def tcp_socket_flags(pid):
+    """{descriptor: flags} of the TCP sockets a process holds, read from /proc (its pipes and the poller's
+    descriptor are not sockets)."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                flags = next(line for line in info if line.startswith("flags:"))
+        except (FileNotFoundError, StopIteration):
+            continue  # closed while we looked
+        found[int(fd)] = int(flags.split()[1], 8)
+    return found
+
+
+@pytest.mark.builds("linux")  # /proc
+def test_the_listener_and_every_accepted_socket_are_non_blocking(server, connections, target):
+    """One thread serves everyone, so no call may wait: a recv() or a send() on a blocking socket that is not
+    ready (a client that reads slowly, or the stop's last read) would stop every client. Read from /proc while
+    three clients are connected: each of the server's sockets has O_NONBLOCK."""
+    clients = [server.connect() for _ in range(3)]
+    connections.extend(clients)
+    connected = server.stderr.wait_for_count(r" connected$", 3, target.deadline(5))
+    assert connected == 3, f"{connected} of 3 connections were logged 'connected'\n{server.log()}"
+    sockets = tcp_socket_flags(server.process.pid)
+    blocking = sorted(fd for fd, flags in sockets.items() if not flags & O_NONBLOCK)
+    if len(sockets) < 4 or blocking:
+        hint = ("make each accepted socket non-blocking (sock_set_nonblocking()) in accept_clients(), before admit() "
+                "watches it, as start_watching() does the listener: on a blocking socket a recv() or send() that is "
+                "not ready stops the whole loop, and every client with it")
+        raise CourseFailure(f"the server holds {len(sockets)} sockets (the listener and 3 clients expected); "
+                            f"blocking among them: {blocking or 'none'}\nhint: {hint}\n{server.log()}", hint=hint)
+
+
 @pytest.mark.builds("linux")  # /proc
 def test_a_thousand_connections_at_once_are_accepted_by_one_thread(target, connections):
     """The listener is non-blocking: one wake-up accepts every connection that waits, until accept() would
@@ -136,6 +175,9 @@ def test_a_client_that_stops_reading_is_paused_not_dropped_and_gets_every_reply_
     want = sent // 2 * len(reply)
     flooder.sock.settimeout(target.deadline(5))
     got = 0
+    hint = ("a paused session answers what it held as its output is sent (session_sent()), and the loop reads from "
+            "that client again once it wants input; a send() that took part of the bytes, or none (would block), "
+            "must leave the rest to be sent when the socket has room again")
     try:
         while got < want:
             chunk = flooder.sock.recv(1 << 20)
@@ -143,11 +185,67 @@ def test_a_client_that_stops_reading_is_paused_not_dropped_and_gets_every_reply_
                 break
             got += len(chunk)
     except (socket.timeout, ConnectionError) as error:
-        raise AssertionError(f"after {got} of {want} bytes of replies: {error}\n{server.log()}") from None
-    assert got == want, (f"a client that sent {sent // 2} lines without reading got {got} of the {want} bytes of "
-                         f"their replies once it read: it must be paused, never dropped\n{server.log()}")
+        raise CourseFailure(f"after {got} of {want} bytes of replies: {error}\nhint: {hint}\n{server.log()}",
+                            kind="timeout" if isinstance(error, socket.timeout) else "reset", hint=hint) from None
+    if got != want:
+        raise CourseFailure(f"a client that sent {sent // 2} lines without reading got {got} of the {want} bytes of "
+                            f"their replies once it read, then the end of the stream: it must be paused, never "
+                            f"dropped\nhint: {hint}\n{server.log()}", kind="closed", hint=hint)
     flooder.round_trip(b"and it is still served")
     assert not server.stderr.wait_for(r"error: .*closing", 0), f"a client was closed:\n{server.log()}"
+
+
+def runnable_average(pid):
+    """How much of its recent past a process's main thread spent runnable, running or waiting for a CPU: the
+    kernel's decaying average (0 to 1024, half-life 32 ms), from /proc. A thread that spins stays near 1024
+    however busy the machine is; one asleep in a wait falls near 0 within a few tenths of a second. None when
+    the kernel does not show it, or the process has gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/sched") as sched:
+            return next((int(line.split(":")[1]) for line in sched if line.startswith("se.avg.runnable_avg")), None)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+@pytest.mark.builds("linux")  # /proc, and a client whose window stays shut
+def test_the_loop_sleeps_while_the_stop_waits_for_a_client_that_never_reads(start_server, connections, target):
+    """At the stop a client that never reads may not take its notice, and the loop then waits for it until the
+    stop's second is over. It must sleep meanwhile: a descriptor left ready in the poller (the stop waker stays
+    readable once raised) makes every wait return at once, and the loop spins through that second. Whether the
+    stop must wait depends on the kernel: it sometimes takes the last of what the client is owed, and the stop
+    ends at once; then a new server and client are tried, up to five times."""
+    for attempt in range(1, 6):
+        server = start_server("--send-timeout", "60")
+        if runnable_average(server.process.pid) is None:
+            pytest.skip("this kernel's /proc/PID/sched has no se.avg.runnable_avg")
+        hog = server.connect(receive_buffer=1)  # the smallest window there is
+        connections.append(hog)
+        hog.flood_without_reading()  # the server's send buffer and the session's output full, its reads paused
+        server.interrupt()
+        assert server.stderr.wait_for(r"stopping: no new clients", target.deadline(2)), \
+            f"attempt {attempt}: no 'stopping' line after Ctrl+C\n{server.log()}"
+        seen = time.monotonic()
+        highest, samples = 0, 0
+        while server.process.poll() is None and time.monotonic() - seen < target.deadline(3):
+            time.sleep(0.05)  # sampling an average at a steady pace, not waiting for readiness
+            if time.monotonic() - seen < 0.25:
+                continue  # the average still remembers the stop's own work
+            now = runnable_average(server.process.pid)
+            if now is not None:
+                highest, samples = max(highest, now), samples + 1
+        if samples > 0:
+            break
+        server.stop()  # it ended at once: the kernel took the rest, and the stop had nothing to wait for
+    else:
+        pytest.fail(f"in 5 attempts the stop never waited for the client that does not read: each time the kernel "
+                    f"took all it was owed\n{server.log()}")
+    if highest > 512:
+        hint = ("the loop spun through the stop's second instead of sleeping in its wait: a descriptor that stays "
+                "ready is still watched. The stop waker stays readable once raised: begin_stop() must stop watching "
+                "it (poller_remove()), and the listener it closes")
+        raise CourseFailure(f"while the stop waited for a client that never reads, the loop's thread was runnable "
+                            f"{highest * 100 // 1024}% of the time ({samples} samples, attempt {attempt})\n"
+                            f"hint: {hint}\n{server.log()}", hint=hint)
 
 
 @pytest.mark.builds("linux")  # thousands of descriptors on both sides

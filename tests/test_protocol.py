@@ -1,10 +1,12 @@
 """The line protocol, on every stage: replies byte for byte, whatever the chunking."""
 
+import signal
+import socket
 import time
 
 import pytest
 
-from harness import LINE_MAX_BYTES, TOO_LONG_REPLY
+from harness import LINE_MAX_BYTES, TOO_LONG_REPLY, CourseFailure
 
 
 @pytest.fixture
@@ -28,7 +30,10 @@ def test_coalesced_lines_in_one_send_each_get_one_reply(conn, target):
 
 
 def test_one_byte_per_send_still_gives_whole_replies(conn, target):
-    conn.send_bytewise(b"hello\nworld\n")
+    # Each byte only once the server has read the one before: every recv() gets one byte, on every run. Sent
+    # without waiting, bytes that come while the server is busy are read together, and a server that takes a
+    # receive for a line passed this test one run in two.
+    conn.send_bytewise(b"hello\nworld\n", each_read=True)
     conn.expect(
         target.stage.reply(b"hello") + target.stage.reply(b"world"),
         hint="one recv() can hold part of a line: keep the bytes until the '\\n' comes",
@@ -66,8 +71,10 @@ def test_exit_with_crlf_also_closes(conn):
 
 
 def test_exit_inside_a_longer_line_is_just_a_line(conn, target):
-    conn.round_trip(b"exits")
-    conn.round_trip(b" exit")
+    for line in (b"exits", b" exit"):
+        conn.send(line + b"\n")
+        conn.expect(target.stage.reply(line), hint="only the line 'exit' itself ends the session: compare its length "
+                                                   "too (len == 4 && memcmp()), not a prefix (strncmp())")
 
 
 def test_line_of_exactly_the_limit_is_answered(conn, target):
@@ -100,6 +107,77 @@ def test_half_close_after_two_lines_gets_two_replies_then_eof(conn, target):
     conn.sock.shutdown(1)  # SHUT_WR: "I have nothing more to say"
     conn.expect(target.stage.reply(b"one") + target.stage.reply(b"two"))
     conn.expect_eof(hint="end of stream from the client (recv() returns 0) ends the session")
+
+
+@pytest.mark.builds("linux")  # SIGSTOP, SIGCONT, and SIGPIPE itself, are POSIX's
+def test_replies_to_a_client_that_is_gone_end_its_session_not_the_server(start_server, connections, target):
+    """send() on a connection that the peer has reset raises SIGPIPE, whose default action ends the process:
+    the server must ask for an error instead (MSG_NOSIGNAL). The client sends long lines and its end of the
+    stream, and closes, while the server is paused; once it runs again, its first reply makes the client's
+    system answer with a reset, and its next reply, to a line still in its queue, meets SIGPIPE, on every run."""
+    server = start_server()
+    client = server.connect()
+    connections.append(client)
+    client.round_trip(b"ready")  # accepted and served: its session waits for the next line
+    server.process.send_signal(signal.SIGSTOP)
+    # Lines that take a receive each (LINE_MAX_BYTES + 2 bytes at most): each is answered by a send() of its own.
+    client.send((b"x" * (LINE_MAX_BYTES - 1) + b"\n") * 8)
+    client.sock.shutdown(socket.SHUT_WR)
+    client.wait_until_acknowledged(target.deadline(5))  # the lines and the end of stream are in the server's queue
+    port = client.sock.getsockname()[1]
+    client.close()  # what the server sends from now on is answered with a reset
+    server.process.send_signal(signal.SIGCONT)
+    gone = server.stderr.wait_for(rf"127\.0\.0\.1:{port} disconnected\b", target.deadline(5))
+    code = server.wait(target.deadline(5)) if gone is None else None  # no line: did it end?
+    if code is not None:
+        ended = f"was killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exited {code}"
+        hint = ("the server died of SIGPIPE: it sent to a client whose connection was reset, and the signal's default "
+                "action ends the process. sock_send() must pass MSG_NOSIGNAL to send(), so that it returns an error "
+                "(EPIPE) and only that client's session ends")
+        raise CourseFailure(f"step: answer the lines of a client that has closed its connection\n"
+                            f"the server {ended}\nhint: {hint}\n{server.log()}", kind="exit", hint=hint)
+    assert gone, f"the client that left was never logged as disconnected\n{server.log()}"
+    after = server.connect()
+    connections.append(after)
+    after.round_trip(b"still there?")
+
+
+def test_a_client_that_reads_its_replies_late_still_gets_every_one(shared_server, connections, target):
+    """A client sends lines without reading their replies until the server takes nothing more: its replies fill
+    both directions, and the server's send() must wait for room, however long, not give up. Then the client reads
+    every reply. On Windows an accepted socket inherits its listener's mode: a server whose listener is
+    non-blocking and that does not make each accepted socket blocking again gets WSAEWOULDBLOCK from send(), and
+    drops the client, here on every run (under Wine too), elsewhere only with a client that reads late."""
+    hint = ("the server gave up on a client whose replies did not fit in the connection at once: its send() must "
+            "wait for room. On Windows an accepted socket inherits its listener's non-blocking mode: make it blocking "
+            "again (sock_set_nonblocking(sock, false)) before its thread uses it")
+    conn = shared_server.connect(receive_buffer=4096)
+    connections.append(conn)
+    conn.round_trip(b"ready")
+    try:
+        sent = conn.flood_without_reading()  # lines of b"x\n": until the server stops taking them
+    except OSError as error:
+        conn.fail("send lines without reading their replies", f"the connection broke: {error}", hint=hint,
+                  kind="reset")
+    conn.sock.setblocking(True)
+    conn.sock.settimeout(conn.timeout)
+    if sent % 2:
+        conn.send(b"\n")  # the last send() took half a line: end it
+    expected = target.stage.reply(b"x") * ((sent + 1) // 2)
+    got = bytearray()
+    while len(got) < len(expected):
+        try:
+            chunk = conn.sock.recv(min(1 << 16, len(expected) - len(got)))
+        except OSError as error:
+            conn.fail("read every reply", f"after {len(got)} of {len(expected)} bytes of replies the connection "
+                      f"broke: {error}", hint=hint, kind="reset")
+        if not chunk:
+            conn.fail("read every reply", f"after {len(got)} of {len(expected)} bytes of replies the server closed "
+                      f"the connection", hint=hint, kind="closed")
+        got += chunk
+    where = next((i for i in range(0, len(expected), 1 << 16) if got[i:i + (1 << 16)] != expected[i:i + (1 << 16)]),
+                 None)
+    assert where is None, f"the replies differ from what was sent, in the 64 KiB from byte {where}"
 
 
 def test_server_keeps_serving_after_a_client_breaks_the_rules(shared_server, connections, target):
@@ -141,8 +219,9 @@ def test_a_batch_of_lines_in_one_send_is_answered_as_fast_as_one_line(conn, targ
     lines = [b"%03d " % i + b"x" * (0 if size == 16 else 95) for i in range(size)]
     single = median_round_trip(conn, [b"one line"], 10)
     batch = median_round_trip(conn, lines, 10)
-    assert batch - single < NAGLE_BOUND_S, (
-        f"a batch of {size} lines in one send took {batch * 1000:.1f} ms (median of 10), one line "
-        f"{single * 1000:.2f} ms: each reply waits for the client's delayed ACK (Nagle). Gather the replies "
-        f"of one receive into one send, and set TCP_NODELAY on accepted sockets (README: 'Nagle and "
-        f"delayed ACK')\n{conn.server.log()}")
+    if batch - single >= NAGLE_BOUND_S:
+        hint = ("a batch of lines came back 40 ms late: that is a delayed ACK. Send all the replies of one receive at "
+                "once, and set TCP_NODELAY in sock_set_no_delay() (README: 'Nagle and delayed ACK')")
+        raise CourseFailure(f"a batch of {size} lines in one send took {batch * 1000:.1f} ms (median of 10), one line "
+                            f"{single * 1000:.2f} ms: each reply waits for the client's delayed ACK (Nagle)\n"
+                            f"hint: {hint}\n{conn.server.log()}", hint=hint)

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+from harness import CourseFailure
+
 O_CLOEXEC = 0o2000000  # the flag in /proc/PID/fdinfo/FD's "flags:" field (octal), as in <fcntl.h>
 
 
@@ -35,8 +37,10 @@ def test_listening_socket_is_not_inherited_by_started_programs(server):
     sockets = socket_descriptors(server.process.pid)
     assert sockets, f"the server holds no socket after 'listening on'\n{server.log()}"
     inherited = not_inherited(sockets)
-    assert not inherited, (f"the listening socket ({inherited}) lacks close-on-exec: open it with sock_open(), "
-                           f"which sets it\n{server.log()}")
+    if inherited:
+        hint = "open the listening socket with sock_open(), which makes it close-on-exec (close_on_exec())"
+        raise CourseFailure(f"the listening socket ({inherited}) lacks close-on-exec\nhint: {hint}\n{server.log()}",
+                            hint=hint)
 
 
 @pytest.mark.builds("linux")
@@ -47,5 +51,7 @@ def test_accepted_sockets_are_not_inherited_by_started_programs(server, connecti
     sockets = socket_descriptors(server.process.pid)
     assert len(sockets) >= 2, f"expected the listener and the client's socket, found {sockets}\n{server.log()}"
     inherited = not_inherited(sockets)
-    assert not inherited, (f"sockets {inherited} of {sorted(sockets)} lack close-on-exec: accept with "
-                           f"sock_accept(), which sets it\n{server.log()}")
+    if inherited:
+        hint = "accept with sock_accept(), which makes each accepted socket close-on-exec (close_on_exec())"
+        raise CourseFailure(f"sockets {inherited} of {sorted(sockets)} lack close-on-exec\nhint: {hint}\n"
+                            f"{server.log()}", hint=hint)

@@ -10,9 +10,11 @@
 #include "platform.h"
 
 #include <check.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -39,6 +41,31 @@ static long long now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
+
+/* The name of a wake_reason, for a failure to print instead of a bare number (later stages add reasons). */
+static const char *woke_name(enum wake_reason woke)
+{
+    static const struct {
+        enum wake_reason woke;
+        const char *name;
+    } names[] = {{WOKE_READABLE, "WOKE_READABLE"},
+                 {WOKE_STOP, "WOKE_STOP"},
+                 {WOKE_WAKER, "WOKE_WAKER"},
+                 {WOKE_TIMEOUT, "WOKE_TIMEOUT"},
+                 {WOKE_ERROR, "WOKE_ERROR"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].woke == woke)
+            return names[i].name;
+    return "another wake_reason";
+}
+
+/* ck_assert_int_eq() for a wait, whose failure names both reasons: "returned WOKE_ERROR, expected ...". */
+#define ck_assert_woke(call, expected)                                                                       \
+    do {                                                                                                     \
+        enum wake_reason got_ = (call);                                                                      \
+        ck_assert_msg(got_ == (expected), "%s returned %s (%d), expected %s", #call, woke_name(got_),        \
+                      (int)got_, woke_name(expected));                                                       \
+    } while (0)
 
 /* A pair of connected local sockets: what one sends, the other can read. */
 static void open_pair(socket_t pair[2])
@@ -73,10 +100,10 @@ START_TEST(test_wait_says_readable_when_bytes_wait_and_times_out_when_none_do)
     socket_t pair[2];
     open_pair(pair);
     long long started = now_ms();
-    ck_assert_int_eq(sock_wait_readable(pair[0], 100), WOKE_TIMEOUT);
+    ck_assert_woke(sock_wait_readable(pair[0], 100), WOKE_TIMEOUT);
     ck_assert_msg(now_ms() - started >= 90, "a wait of 100 ms ended after %lld ms", now_ms() - started);
     ck_assert_int_eq(send(pair[1], "x", 1, 0), 1);
-    ck_assert_int_eq(sock_wait_readable(pair[0], 1000), WOKE_READABLE);
+    ck_assert_woke(sock_wait_readable(pair[0], 1000), WOKE_READABLE);
     sock_close(pair[0]);
     sock_close(pair[1]);
 }
@@ -88,13 +115,80 @@ START_TEST(test_wait_or_woken_says_woken_when_the_waker_is_raised_even_with_byte
     open_pair(pair);
     struct waker waker;
     ck_assert_int_eq(waker_open(&waker), 0);
-    ck_assert_int_eq(sock_wait_readable_or_woken(pair[0], &waker, 50), WOKE_TIMEOUT);
+    ck_assert_woke(sock_wait_readable_or_woken(pair[0], &waker, 50), WOKE_TIMEOUT);
     ck_assert_int_eq(send(pair[1], "x", 1, 0), 1);
     waker_raise(&waker);
-    ck_assert_int_eq(sock_wait_readable_or_woken(pair[0], &waker, 1000), WOKE_WAKER);
+    ck_assert_woke(sock_wait_readable_or_woken(pair[0], &waker, 1000), WOKE_WAKER);
     waker_clear(&waker);
-    ck_assert_int_eq(sock_wait_readable_or_woken(pair[0], &waker, 1000), WOKE_READABLE);
+    ck_assert_woke(sock_wait_readable_or_woken(pair[0], &waker, 1000), WOKE_READABLE);
     waker_close(&waker);
+    sock_close(pair[0]);
+    sock_close(pair[1]);
+}
+END_TEST
+
+static int handled[2]; /* on_other_signal() writes a byte here: the helper then knows the signal has come */
+
+static void on_other_signal(int signo)
+{
+    (void)signo;
+    ssize_t written = write(handled[1], "!", 1); /* write() is async-signal-safe */
+    (void)written;
+}
+
+/* Whether the process is asleep (state S in /proc/PID/stat): once it has said "go", asleep in its wait. */
+static bool is_asleep(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return false;
+    char state = '?';
+    int found = fscanf(file, "%*d (%*[^)]) %c", &state);
+    fclose(file);
+    return found == 1 && state == 'S';
+}
+
+START_TEST(test_a_signal_that_is_not_a_stop_does_not_end_a_wait)
+{
+    socket_t pair[2];
+    open_pair(pair);
+    int go[2];
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(handled), 0);
+    /* Any other signal, with a handler: poll() fails with EINTR however the handler was installed. */
+    struct sigaction action = {0};
+    action.sa_handler = on_other_signal;
+    sigemptyset(&action.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &action, NULL), 0);
+    pid_t helper = fork();
+    ck_assert_int_ge(helper, 0);
+    if (helper == 0) {
+        /* Once the test is asleep in its wait: the signal, then, once it has been handled, a byte to read. */
+        pid_t test = getppid();
+        char byte;
+        if (read(go[0], &byte, 1) != 1)
+            _exit(1);
+        for (int checks = 0; !is_asleep(test); checks++) {
+            if (checks == 5000)
+                _exit(2); /* 5 s: it never went to sleep */
+            sleep_ms(1);  /* polling a state with a deadline, not guessing it */
+        }
+        if (kill(test, SIGUSR1) != 0 || read(handled[0], &byte, 1) != 1)
+            _exit(3);
+        _exit(send(pair[1], "x", 1, 0) == 1 ? 0 : 4);
+    }
+    ck_assert_int_eq(write(go[1], "!", 1), 1);
+    enum wake_reason woke = sock_wait_readable(pair[0], 5000);
+    int status = 0;
+    while (waitpid(helper, &status, 0) < 0 && errno == EINTR)
+        continue; /* its signal may come while this process waits for it */
+    ck_assert_msg(woke == WOKE_READABLE,
+                  "a wait that a signal interrupted (poll() failed with EINTR) returned %s, expected "
+                  "WOKE_READABLE once the byte came: EINTR is no error, poll again",
+                  woke_name(woke));
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the helper failed (status %d)", status);
     sock_close(pair[0]);
     sock_close(pair[1]);
 }
@@ -103,7 +197,7 @@ END_TEST
 START_TEST(test_wait_for_stop_without_a_stop_waits_its_time)
 {
     long long started = now_ms();
-    ck_assert_int_eq(wait_for_stop(100), WOKE_TIMEOUT);
+    ck_assert_woke(wait_for_stop(100), WOKE_TIMEOUT);
     ck_assert_msg(now_ms() - started >= 90, "wait_for_stop(100) ended after %lld ms", now_ms() - started);
 }
 END_TEST
@@ -116,11 +210,11 @@ START_TEST(test_ctrl_c_ends_every_wait_from_then_on)
     ck_assert_int_eq(waker_open(&waker), 0);
     ck_assert_int_eq(stop_handler_install(), 0);
     ck_assert_int_eq(raise(SIGINT), 0); /* the handler has run when raise() returns */
-    ck_assert_int_eq(sock_wait_readable(pair[0], -1), WOKE_STOP);
-    ck_assert_int_eq(sock_wait_readable(pair[0], -1), WOKE_STOP); /* and again: nobody lowers the stop */
+    ck_assert_woke(sock_wait_readable(pair[0], -1), WOKE_STOP);
+    ck_assert_woke(sock_wait_readable(pair[0], -1), WOKE_STOP); /* and again: nobody lowers the stop */
     waker_raise(&waker);
-    ck_assert_int_eq(sock_wait_readable_or_woken(pair[0], &waker, -1), WOKE_STOP); /* the stop wins */
-    ck_assert_int_eq(wait_for_stop(-1), WOKE_STOP);
+    ck_assert_woke(sock_wait_readable_or_woken(pair[0], &waker, -1), WOKE_STOP); /* the stop wins */
+    ck_assert_woke(wait_for_stop(-1), WOKE_STOP);
     waker_close(&waker);
     sock_close(pair[0]);
     sock_close(pair[1]);
@@ -146,8 +240,8 @@ START_TEST(test_ctrl_c_wakes_a_wait_that_is_already_asleep)
     enum wake_reason woke = sock_wait_readable(pair[0], 5000);
     long long waited = now_ms() - started;
     thread_join(presser);
-    ck_assert_msg(woke == WOKE_STOP, "a wait asleep when Ctrl+C came ended with %d, not WOKE_STOP (%d)",
-                  (int)woke, (int)WOKE_STOP);
+    ck_assert_msg(woke == WOKE_STOP, "a wait asleep when Ctrl+C came ended with %s, not WOKE_STOP",
+                  woke_name(woke));
     ck_assert_msg(waited < 2000, "the wait ended %lld ms after it started, Ctrl+C came at 100 ms", waited);
     sock_close(pair[0]);
     sock_close(pair[1]);
@@ -209,6 +303,7 @@ Suite *make_platform_suite(void)
     tcase_add_test(waits, test_wait_says_readable_when_bytes_wait_and_times_out_when_none_do);
     tcase_add_test(waits, test_wait_or_woken_says_woken_when_the_waker_is_raised_even_with_bytes_waiting);
     tcase_add_test(waits, test_wait_for_stop_without_a_stop_waits_its_time);
+    tcase_add_test(waits, test_a_signal_that_is_not_a_stop_does_not_end_a_wait);
     suite_add_tcase(suite, waits);
     TCase *stop = tcase_create("stop");
     tcase_set_timeout(stop, 10); /* a wait that the stop never reaches waits for ever */

@@ -261,7 +261,8 @@ START_TEST(test_session_output_keeps_only_its_first_allocation_once_sent)
     struct outbuf wire = OUTBUF_EMPTY;
     send_all(&session, 0, &wire);
     ck_assert_uint_eq(outbuf_pending(&wire), 4000 * (sizeof REPLY - 1));
-    ck_assert_uint_le(session.out.cap, 4096); /* the burst's memory went back; at most the first 4 KiB stays */
+    ck_assert_uint_le(session.out.cap,
+                      4096); /* the burst's memory went back; at most the first 4 KiB stays */
     outbuf_release(&wire);
     ck_assert_ptr_null(session_broken(&session));
     session_end(&session);

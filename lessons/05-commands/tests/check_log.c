@@ -10,7 +10,9 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 START_TEST(test_log_puts_time_then_client_then_message)
@@ -60,20 +62,67 @@ static int stderr_to_a_full_pipe(void)
     return ends[0];
 }
 
+/* A call made on a thread of its own, so that one that waits for ever fails the test with words of its own
+ * rather than with Check's timeout. */
+struct watched_call {
+    atomic_bool done;
+    int result;
+};
+
+/* Some 800 KiB of log, more than ten times what the pipe and the queue hold together. */
+static void log_ten_thousand_lines(void *arg)
+{
+    struct watched_call *call = arg;
+    for (int i = 0; i < 10000; i++)
+        log_event("127.0.0.1:5000", "line %d of a log that nobody reads, padded to be a little longer", i);
+    atomic_store(&call->done, true);
+}
+
+static void stop_the_log_within_200_ms(void *arg)
+{
+    struct watched_call *call = arg;
+    call->result = log_stop(200);
+    atomic_store(&call->done, true);
+}
+
+/* Runs fn on a thread and waits for it at most ms milliseconds: whether it returned. One that did not is left
+ * where it waits; the test's process ends with the test. */
+static bool returns_within(void (*fn)(void *), struct watched_call *call, long long ms)
+{
+    atomic_init(&call->done, false);
+    thread_t thread;
+    ck_assert_int_eq(thread_start(&thread, fn, call), 0);
+    long long give_up_at = monotonic_ms() + ms;
+    while (!atomic_load(&call->done) && monotonic_ms() < give_up_at)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL); /* a millisecond */
+    if (!atomic_load(&call->done))
+        return false;
+    thread_join(thread);
+    return true;
+}
+
 START_TEST(test_log_event_never_waits_for_a_stderr_nobody_reads)
 {
     int unread = stderr_to_a_full_pipe();
     ignore_broken_pipes(); /* as the server does: the writer may still write when the test closes the pipe */
     ck_assert_int_eq(log_start(), 0);
-    /* Some 800 KiB of log, more than ten times what the pipe and the queue hold together. */
+    struct watched_call logging;
     long long started = monotonic_ms();
-    for (int i = 0; i < 10000; i++)
-        log_event("127.0.0.1:5000", "line %d of a log that nobody reads, padded to be a little longer", i);
+    ck_assert_msg(
+        returns_within(log_ten_thousand_lines, &logging, 1500),
+        "10000 log lines had not returned after 1.5 s with stderr full: log_event() waited on stderr, "
+        "or on a lock held by a writer that waits on it; it only queues the line (or counts it "
+        "dropped) under the lock, and the writer gives the lock back while it writes");
     long long took = monotonic_ms() - started;
     ck_assert_msg(took < 2000, "10000 log lines took %lld ms with stderr full: log_event() waited on it",
                   took);
     /* The writer is stuck on stderr, so the stop gives up after its timeout instead of hanging. */
-    ck_assert_int_eq(log_stop(200), -1);
+    struct watched_call stopping;
+    ck_assert_msg(
+        returns_within(stop_the_log_within_200_ms, &stopping, 700),
+        "log_stop(200) had not returned after 0.7 s with the writer stuck on stderr: it waits for the "
+        "writer at most its timeout, then leaves it and returns -1");
+    ck_assert_int_eq(stopping.result, -1);
     /* Once nobody can read stderr, the writer's writes fail, it ends, and a second stop joins it. */
     close(unread);
     ck_assert_int_eq(log_stop(5000), 0);
@@ -93,7 +142,7 @@ START_TEST(test_log_reports_how_many_lines_it_dropped_once_stderr_drains)
     size_t held = 0;
     text[0] = '\0';
     ck_assert_int_eq(fcntl(unread, F_SETFL, O_NONBLOCK), 0);
-    long long give_up_at = monotonic_ms() + 5000;
+    long long give_up_at = monotonic_ms() + 2000; /* within the case's timeout: this message, not Check's */
     while (strstr(text, "lines dropped") == NULL && monotonic_ms() < give_up_at) {
         ssize_t got = read(unread, buf, sizeof buf);
         if (got > 0 && held + (size_t)got < sizeof text - 1) {

@@ -19,6 +19,33 @@
 
 static const struct resp_limits limits = {.max_args = 4, .max_bulk = 16, .max_inline = 20};
 
+/*
+ * The bytes as a C literal writes them, so that a failure shows them on its one line: "\r", "\n", "\\",
+ * "\"" and other bytes outside 32..126 as escapes. Cut (with "...") to fit in out.
+ */
+static const char *escaped(const char *bytes, size_t len, char *out, size_t cap)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < len && used + 8 < cap; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        const char *named = c == '\r'   ? "\\r"
+                            : c == '\n' ? "\\n"
+                            : c == '\\' ? "\\\\"
+                            : c == '"'  ? "\\\""
+                                        : NULL;
+        if (named != NULL)
+            used += (size_t)snprintf(out + used, cap - used, "%s", named);
+        else if (c < 32 || c > 126)
+            used += (size_t)snprintf(out + used, cap - used, "\\x%02x", c);
+        else
+            out[used++] = (char)c;
+        if (used + 8 >= cap && i + 1 < len)
+            used += (size_t)snprintf(out + used, cap - used, "...");
+    }
+    out[used < cap ? used : cap - 1] = '\0';
+    return out;
+}
+
 /* Parses a copy of bytes[0, len) in a buffer of exactly len bytes, so a read past the end is caught by ASan.
  */
 static enum resp_result parse_exact(const char *bytes, size_t len, struct resp_arg *args, size_t *argc,
@@ -88,8 +115,13 @@ static void check_stream(const char *stream, size_t len, const char *expected)
     for (size_t cut = 0; cut <= len; cut++) {
         char t[512];
         transcript(stream, len, cut, t, sizeof t);
-        ck_assert_msg(strcmp(t, expected) == 0, "split after byte %zu: got \"%s\", expected \"%s\"", cut, t,
-                      expected);
+        if (strcmp(t, expected) == 0)
+            continue;
+        char shown[3][600];
+        ck_abort_msg("the stream \"%s\" split after byte %zu: got \"%s\", expected \"%s\"",
+                     escaped(stream, len, shown[0], sizeof shown[0]), cut,
+                     escaped(t, strlen(t), shown[1], sizeof shown[1]),
+                     escaped(expected, strlen(expected), shown[2], sizeof shown[2]));
     }
 }
 
@@ -277,8 +309,13 @@ static void check_replies(const char *bytes, size_t len, const char *expected)
     for (size_t cut = 0; cut <= len; cut++) {
         char t[512];
         read_replies(bytes, len, cut, t, sizeof t);
-        ck_assert_msg(strcmp(t, expected) == 0, "replies split after byte %zu: got \"%s\", expected \"%s\"",
-                      cut, t, expected);
+        if (strcmp(t, expected) == 0)
+            continue;
+        char shown[3][600];
+        ck_abort_msg("the replies \"%s\" split after byte %zu: got \"%s\", expected \"%s\"",
+                     escaped(bytes, len, shown[0], sizeof shown[0]), cut,
+                     escaped(t, strlen(t), shown[1], sizeof shown[1]),
+                     escaped(expected, strlen(expected), shown[2], sizeof shown[2]));
     }
 }
 

@@ -37,10 +37,15 @@ static void output_ready(void *driver, struct session *session)
         ready[ready_count++] = session;
 }
 
+/* What the test fed sessions since its last look at an output: a failure names the input, not only the
+ * output. */
+static char fed[400];
+
 static struct hub hub;
 
 static void setup(void)
 {
+    fed[0] = '\0';
     hub_init(&hub, 0, output_ready, NULL);
     hub.wall_clock_us = 1700000000123456LL; /* the driver reads the clock; the session only reads this */
     ready_count = 0;
@@ -68,18 +73,61 @@ static const char *verdict_name(enum session_verdict verdict)
 /* Fails, naming both, unless the verdict is the one expected. */
 #define ck_assert_verdict(got, expected) ck_assert_str_eq(verdict_name(got), verdict_name(expected))
 
-/* Whether the session's output holds exactly these len bytes; prints both when not. Then sends it all. */
+/*
+ * The bytes as a C literal writes them, so that a failure shows them on its one line: "\r", "\n", "\\",
+ * "\"" and other bytes outside 32..126 as escapes. Cut (with "...") to fit in out.
+ */
+static const char *escaped(const char *bytes, size_t len, char *out, size_t cap)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < len && used + 8 < cap; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        const char *named = c == '\r'   ? "\\r"
+                            : c == '\n' ? "\\n"
+                            : c == '\\' ? "\\\\"
+                            : c == '"'  ? "\\\""
+                                        : NULL;
+        if (named != NULL)
+            used += (size_t)snprintf(out + used, cap - used, "%s", named);
+        else if (c < 32 || c > 126)
+            used += (size_t)snprintf(out + used, cap - used, "\\x%02x", c);
+        else
+            out[used++] = (char)c;
+        if (used + 8 >= cap && i + 1 < len)
+            used += (size_t)snprintf(out + used, cap - used, "...");
+    }
+    out[used < cap ? used : cap - 1] = '\0';
+    return out;
+}
+
+/* session_feed(), noted in fed. */
+static enum session_verdict feed(struct session *s, const char *bytes, size_t len, long long now)
+{
+    char piece[sizeof fed];
+    size_t used = strlen(fed);
+    snprintf(fed + used, sizeof fed - used, "%s\"%s\"", used > 0 ? " + " : "",
+             escaped(bytes, len, piece, sizeof piece));
+    return session_feed(s, bytes, len, now);
+}
+
+/* Whether the session's output holds exactly these len bytes; prints both, and what was fed, when not. Then
+ * sends it all. */
 static void expect_bytes(struct session *s, const char *bytes, size_t len, const char *what)
 {
     size_t got;
     const char *data = session_output(s, &got);
-    ck_assert_msg(got == len && (len == 0 || memcmp(data, bytes, len) == 0),
-                  "%s: got \"%.*s\" (%zu bytes), expected \"%.*s\" (%zu bytes)", what, (int)got,
-                  got ? data : "", got, (int)len, bytes, len);
+    if (got != len || (len > 0 && memcmp(data, bytes, len) != 0)) {
+        char shown[2][1200];
+        ck_abort_msg("%s: fed %s, got \"%s\" (%zu bytes), expected \"%s\" (%zu bytes)", what,
+                     fed[0] != '\0' ? fed : "nothing",
+                     escaped(got ? data : "", got, shown[0], sizeof shown[0]), got,
+                     escaped(bytes, len, shown[1], sizeof shown[1]), len);
+    }
+    fed[0] = '\0';
     session_sent(s, got, 0);
 }
 
-#define EXPECT(s, literal) expect_bytes(s, literal, sizeof literal - 1, #literal)
+#define EXPECT(s, literal) expect_bytes(s, literal, sizeof literal - 1, "the output")
 
 /* The driver's part: sends all of the session's output at now. Returns how many bytes went. */
 static size_t drain(struct session *s, long long now)
@@ -106,11 +154,11 @@ static bool contains(const char *bytes, size_t len, const char *text)
 static enum session_verdict feed_new(struct session *s, const char *bytes, size_t len)
 {
     session_start(s, &hub, &limits, "127.0.0.1:5000", 0);
-    return session_feed(s, bytes, len, 0);
+    return feed(s, bytes, len, 0);
 }
 
 #define FEED_NEW(s, literal)  feed_new(s, literal, sizeof literal - 1)
-#define FEED(s, literal, now) session_feed(s, literal, sizeof literal - 1, now)
+#define FEED(s, literal, now) feed(s, literal, sizeof literal - 1, now)
 
 START_TEST(test_session_answers_ping_in_both_framings)
 {
@@ -140,12 +188,18 @@ START_TEST(test_session_gives_the_same_replies_for_every_split_of_a_stream)
     for (size_t cut = 0; cut <= len; cut++) {
         struct session s;
         session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-        enum session_verdict first = session_feed(&s, stream, cut, 0);
-        enum session_verdict verdict =
-            first == SESSION_OPEN ? session_feed(&s, stream + cut, len - cut, 0) : first;
-        ck_assert_msg(verdict == SESSION_DONE, "split after byte %zu: verdict %s, not SESSION_DONE", cut,
-                      verdict_name(verdict));
-        expect_bytes(&s, replies, sizeof replies - 1, "the replies");
+        enum session_verdict first = feed(&s, stream, cut, 0);
+        enum session_verdict verdict = first == SESSION_OPEN ? feed(&s, stream + cut, len - cut, 0) : first;
+        ck_assert_msg(verdict == SESSION_DONE,
+                      "fed %s (split after byte %zu): verdict %s, not SESSION_DONE: %s", fed, cut,
+                      verdict_name(verdict),
+                      verdict == SESSION_OPEN ? "QUIT ends the session, and nothing after it is run"
+                                              : "a request the receive cut in two must be held, and "
+                                                "completed by the next bytes");
+        expect_bytes(
+            &s, replies, sizeof replies - 1,
+            "the replies, the same for every split: a request the receive cut in two must be held, and "
+            "completed by the next bytes; nothing after QUIT is run");
         ck_assert_ptr_null(s.held); /* nothing unfinished is kept after QUIT */
         session_end(&s);
     }
@@ -158,7 +212,7 @@ START_TEST(test_session_answers_a_request_dripped_one_byte_at_a_time)
     struct session s;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
     for (size_t i = 0; i < sizeof stream - 1; i++)
-        ck_assert_verdict(session_feed(&s, stream + i, 1, (long long)i), SESSION_OPEN);
+        ck_assert_verdict(feed(&s, stream + i, 1, (long long)i), SESSION_OPEN);
     EXPECT(&s, "$5\r\nhello\r\n");
     ck_assert_ptr_null(s.held); /* the request is done: no buffer held */
     session_end(&s);
@@ -187,7 +241,7 @@ START_TEST(test_session_quotes_long_arguments_of_an_unknown_command_as_redis_doe
     struct session_limits roomy = limits;
     roomy.resp.max_bulk = 128;
     s.limits = &roomy;
-    ck_assert_verdict(session_feed(&s, request, (size_t)len, 0), SESSION_OPEN);
+    ck_assert_verdict(feed(&s, request, (size_t)len, 0), SESSION_OPEN);
     char expected[512];
     int n = snprintf(expected, sizeof expected,
                      "-ERR unknown command 'FOO', with args beginning with: '%s' '%.25s' \r\n", a, b);
@@ -262,9 +316,9 @@ START_TEST(test_session_limits_the_unfinished_request_not_the_receive)
         memcpy(rest + len, echo64, sizeof echo64 - 1);
     struct session s;
     session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
-    ck_assert_verdict(session_feed(&s, echo64, head, 0), SESSION_OPEN);
+    ck_assert_verdict(feed(&s, echo64, head, 0), SESSION_OPEN);
     ck_assert_msg(len > limits.max_query, "the second receive (%zu bytes) must exceed max_query", len);
-    ck_assert_verdict(session_feed(&s, rest, len, 0), SESSION_OPEN);
+    ck_assert_verdict(feed(&s, rest, len, 0), SESSION_OPEN);
     ck_assert_uint_eq(s.requests, 4);
     ck_assert_ptr_null(s.held);
     session_end(&s);
@@ -522,6 +576,29 @@ START_TEST(test_session_runs_a_transaction_at_exec_and_discards_one_with_an_erro
 }
 END_TEST
 
+START_TEST(test_session_keeps_a_copy_of_each_queued_command_not_a_pointer_into_the_receive_buffer)
+{
+    /* A driver reads every receive into the same buffer: by EXEC, what the queued commands pointed at in it
+     * is gone. */
+    struct session s;
+    session_start(&s, &hub, &limits, "127.0.0.1:5000", 0);
+    static const char *const receives[] = {"MULTI\r\n", "ECHO first\r\n", "ECHO second\r\n", "EXEC\r\n"};
+    char received[32];
+    for (size_t i = 0; i < sizeof receives / sizeof receives[0]; i++) {
+        size_t len = strlen(receives[i]);
+        memcpy(received, receives[i], len);
+        ck_assert_verdict(feed(&s, received, len, 0), SESSION_OPEN);
+        memset(received, 'X', sizeof received); /* the next receive overwrites the buffer */
+    }
+    static const char replies[] = "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n$5\r\nfirst\r\n$6\r\nsecond\r\n";
+    expect_bytes(
+        &s, replies, sizeof replies - 1,
+        "EXEC's replies: a queued command keeps a copy of its arguments, since the receive buffer they "
+        "were in is overwritten by the next receive");
+    session_end(&s);
+}
+END_TEST
+
 START_TEST(test_session_documents_its_commands_for_redis_cli)
 {
     struct session s;
@@ -719,9 +796,9 @@ START_TEST(test_session_subscribes_to_many_channels_and_leaves_them_all_at_once)
     char request[64];
     for (int i = 0; i < 20000; i++) {
         int len = snprintf(request, sizeof request, "SUBSCRIBE channel:%d\r\n", i);
-        session_feed(&a, request, (size_t)len, 0);
+        feed(&a, request, (size_t)len, 0);
         if (i % 2 == 0)
-            session_feed(&b, request, (size_t)len, 0);
+            feed(&b, request, (size_t)len, 0);
     }
     ck_assert_uint_eq(a.channel_count, 20000);
     ck_assert_uint_eq(hub.channels.count, 20000);
@@ -812,6 +889,8 @@ Suite *make_session_suite(void)
     tcase_add_test(libraries, test_session_pushes_to_a_resp3_subscriber_and_lets_it_run_any_command);
     tcase_add_test(libraries, test_session_runs_a_transaction_at_exec_and_discards_one_with_an_error);
     tcase_add_test(libraries, test_session_documents_its_commands_for_redis_cli);
+    tcase_add_test(libraries,
+                   test_session_keeps_a_copy_of_each_queued_command_not_a_pointer_into_the_receive_buffer);
     suite_add_tcase(suite, libraries);
     TCase *jobs = tcase_create("jobs"); /* step "order" */
     tcase_add_checked_fixture(jobs, setup, teardown);
