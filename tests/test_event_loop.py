@@ -11,6 +11,7 @@ import pytest
 
 from figures import record
 from harness import SHUTDOWN_NOTICE, CourseFailure, Server
+from test_sockets import socket_descriptors
 
 pytestmark = pytest.mark.needs("event_loop")
 
@@ -93,22 +94,6 @@ def test_a_hundred_clients_are_served_by_the_threads_that_served_one(server, con
 O_NONBLOCK = 0o4000  # the flag in /proc/PID/fdinfo/FD's "flags:" field (octal), as in <fcntl.h>
 
 
-def tcp_socket_flags(pid):
-    """{descriptor: flags} of the TCP sockets a process holds, read from /proc (its pipes and the poller's
-    descriptor are not sockets)."""
-    found = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
-                flags = next(line for line in info if line.startswith("flags:"))
-        except (FileNotFoundError, StopIteration):
-            continue  # closed while we looked
-        found[int(fd)] = int(flags.split()[1], 8)
-    return found
-
-
 @pytest.mark.builds("linux")  # /proc
 def test_the_listener_and_every_accepted_socket_are_non_blocking(server, connections, target):
     """One thread serves everyone, so no call may wait: a recv() or a send() on a blocking socket that is not
@@ -118,7 +103,7 @@ def test_the_listener_and_every_accepted_socket_are_non_blocking(server, connect
     connections.extend(clients)
     connected = server.stderr.wait_for_count(r" connected$", 3, target.deadline(5))
     assert connected == 3, f"{connected} of 3 connections were logged 'connected'\n{server.log()}"
-    sockets = tcp_socket_flags(server.process.pid)
+    sockets = socket_descriptors(server.process.pid)
     blocking = sorted(fd for fd, flags in sockets.items() if not flags & O_NONBLOCK)
     if len(sockets) < 4 or blocking:
         hint = ("make each accepted socket non-blocking (sock_set_nonblocking()) in accept_clients(), before admit() "

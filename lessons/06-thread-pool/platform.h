@@ -154,6 +154,14 @@ int thread_start(thread_t *thread, void (*fn)(void *arg), void *arg);
 /* Waits for a thread to finish and releases what it held. */
 void thread_join(thread_t thread);
 
+/*
+ * Lowers the calling thread's priority below the other threads', so that
+ * they go first when both want a processor: a worker that computes for
+ * seconds yields to the loop, whose work is short and serves everyone.
+ * Returns 0, or -1 where the system cannot lower one thread alone.
+ */
+int thread_lower_priority(void);
+
 /* Prepares, takes, gives back and finally releases a lock. */
 void mutex_init(mutex_t *mutex);
 void mutex_lock(mutex_t *mutex);

@@ -339,6 +339,11 @@ void waker_close(struct waker *waker)
     waker->sock = INVALID_SOCKET;
 }
 
+int thread_lower_priority(void)
+{
+    return SetThreadPriority(GetCurrentThread(), THREAD_PRIORITY_BELOW_NORMAL) ? 0 : -1;
+}
+
 socket_t waker_descriptor(const struct waker *waker)
 {
     return waker->sock;

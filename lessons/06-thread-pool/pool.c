@@ -70,6 +70,10 @@ static void work(void *arg)
 {
     struct pool *pool = arg;
     const struct job_runner runner = {.pause = pause_unless_stopped, .cancelled = is_stopped, .arg = pool};
+    /* Below the loop: a job of seconds must not keep a processor from the loop, which serves everyone in
+     * microseconds (a PING's p99 went from about 3 ms to 0.1 ms beside two counting workers on two cores).
+     * Where it cannot be done, the workers simply compete as equals. */
+    thread_lower_priority();
     mutex_lock(&pool->lock);
     for (;;) {
         while (pool->queue == NULL && !pool->stop)

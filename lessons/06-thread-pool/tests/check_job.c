@@ -38,13 +38,13 @@ static struct job_runner runner_of(struct fake_runner *fake)
     return (struct job_runner){.pause = fake_pause, .cancelled = fake_cancelled, .arg = fake};
 }
 
-/* Whether the job's reply is exactly this text; prints both when not. */
-static void expect_reply(const struct job *job, const char *text)
+void expect_job_reply(const struct job *job, const char *text)
 {
     size_t len = outbuf_pending(&job->reply);
     const char *data = outbuf_data(&job->reply);
-    ck_assert_msg(len == strlen(text) && memcmp(data, text, len) == 0, "reply: got \"%.*s\", expected \"%s\"",
-                  (int)len, len ? data : "", text);
+    ck_assert_msg(len == strlen(text) && memcmp(data, text, len) == 0,
+                  "the reply of client %llu's job: got \"%.*s\", expected \"%s\"", job->client, (int)len,
+                  len ? data : "", text);
 }
 
 #define SLEEP(text)  job_sleep(text, strlen(text), 7, why, sizeof why)
@@ -132,11 +132,11 @@ START_TEST(test_job_run_replies_ok_after_the_sleep_and_the_count_as_an_integer)
     job_run(job, &runner);
     ck_assert_int_eq(fake.paused_ms, 1500);
     ck_assert(!job->cancelled);
-    expect_reply(job, "+OK\r\n");
+    expect_job_reply(job, "+OK\r\n");
     job_free(job);
     job = PRIMES("100");
     job_run(job, &runner);
-    expect_reply(job, ":25\r\n");
+    expect_job_reply(job, ":25\r\n");
     job_free(job);
 }
 END_TEST
@@ -150,7 +150,7 @@ START_TEST(test_job_stops_counting_when_cancelled_between_pieces)
     job_run(job, &runner);
     ck_assert_int_eq(fake.asked, 4);
     ck_assert(job->cancelled);
-    expect_reply(job, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(job, "-ERR cancelled: the server is shutting down\r\n");
     job_free(job);
 }
 END_TEST
@@ -163,7 +163,7 @@ START_TEST(test_job_ends_a_sleep_cut_short_with_the_cancelled_error)
     struct job *job = SLEEP("60");
     job_run(job, &runner);
     ck_assert(job->cancelled);
-    expect_reply(job, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(job, "-ERR cancelled: the server is shutting down\r\n");
     job_free(job);
 }
 END_TEST
@@ -173,11 +173,11 @@ START_TEST(test_job_cancelled_or_refused_before_it_ran_says_why)
     char why[64] = "";
     struct job *job = PRIMES("100");
     job_cancel(job);
-    expect_reply(job, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(job, "-ERR cancelled: the server is shutting down\r\n");
     job_free(job);
     job = PRIMES("100");
     job_refuse(job);
-    expect_reply(job, "-ERR job queue full, try again later\r\n");
+    expect_job_reply(job, "-ERR job queue full, try again later\r\n");
     job_free(job);
 }
 END_TEST

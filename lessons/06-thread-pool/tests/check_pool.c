@@ -71,14 +71,6 @@ static void wait_running(struct pool *pool, size_t running)
     ck_abort_msg("%zu jobs running after %d ms, expected %zu", counts.running, PATIENCE_MS, running);
 }
 
-static void expect_reply(const struct job *job, const char *text)
-{
-    size_t len = outbuf_pending(&job->reply);
-    ck_assert_msg(len == strlen(text) && memcmp(outbuf_data(&job->reply), text, len) == 0,
-                  "job of client %llu: got \"%.*s\", expected \"%s\"", job->client, (int)len,
-                  len ? outbuf_data(&job->reply) : "", text);
-}
-
 START_TEST(test_pool_runs_each_job_and_hands_it_back_through_its_descriptor)
 {
     struct pool *pool = start(2, 16);
@@ -89,7 +81,7 @@ START_TEST(test_pool_runs_each_job_and_hands_it_back_through_its_descriptor)
     take(pool, got, 3);
     const char *expected[] = {"", ":4\r\n", ":25\r\n", ":168\r\n"};
     for (int i = 0; i < 3; i++) {
-        expect_reply(got[i], expected[got[i]->client]);
+        expect_job_reply(got[i], expected[got[i]->client]);
         job_free(got[i]);
     }
     ck_assert_ptr_null(pool_stop(pool));
@@ -143,11 +135,11 @@ START_TEST(test_pool_workers_woken_for_one_job_go_back_to_waiting)
     /* One job wakes all four (cond_broadcast()): three find the queue empty, and must wait again. */
     ck_assert_int_eq(pool_submit(pool, primes_job("100", 5)), 0);
     take(pool, got, 1);
-    expect_reply(got[0], ":25\r\n");
+    expect_job_reply(got[0], ":25\r\n");
     job_free(got[0]);
     ck_assert_int_eq(pool_submit(pool, primes_job("1000", 6)), 0);
     take(pool, got, 1);
-    expect_reply(got[0], ":168\r\n");
+    expect_job_reply(got[0], ":168\r\n");
     job_free(got[0]);
     ck_assert_ptr_null(pool_stop(pool));
 }
@@ -166,7 +158,7 @@ START_TEST(test_pool_hands_back_every_one_of_many_small_jobs_exactly_once)
     for (int i = 0; i < JOBS; i++) {
         ck_assert_msg(!seen[got[i]->client], "job %llu handed back twice", got[i]->client);
         seen[got[i]->client] = true;
-        expect_reply(got[i], ":25\r\n");
+        expect_job_reply(got[i], ":25\r\n");
         job_free(got[i]);
     }
     ck_assert_ptr_null(pool_stop(pool));
@@ -210,8 +202,8 @@ START_TEST(test_pool_stop_cuts_a_sleep_short_and_cancels_what_is_queued)
     /* The one that ran first, then the one that never ran; both say why they have no result. */
     ck_assert_uint_eq(left->client, 1);
     ck_assert_uint_eq(left->next->client, 2);
-    expect_reply(left, "-ERR cancelled: the server is shutting down\r\n");
-    expect_reply(left->next, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(left, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(left->next, "-ERR cancelled: the server is shutting down\r\n");
     job_free(left->next);
     job_free(left);
 }
@@ -225,7 +217,7 @@ START_TEST(test_pool_stop_cuts_a_long_count_short)
     struct job *left = pool_stop(pool);
     ck_assert_ptr_nonnull(left);
     ck_assert(left->cancelled);
-    expect_reply(left, "-ERR cancelled: the server is shutting down\r\n");
+    expect_job_reply(left, "-ERR cancelled: the server is shutting down\r\n");
     job_free(left);
 }
 END_TEST

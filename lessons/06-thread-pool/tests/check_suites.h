@@ -16,4 +16,8 @@ Suite *make_poller_suite(void);
 Suite *make_job_suite(void);
 Suite *make_pool_suite(void);
 
+struct job;
+/* Fails, printing both, unless the job's reply is exactly text (check_job.c; the pool's suite uses it too). */
+void expect_job_reply(const struct job *job, const char *text);
+
 #endif
