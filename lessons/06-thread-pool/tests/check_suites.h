@@ -17,7 +17,7 @@ Suite *make_job_suite(void);
 Suite *make_pool_suite(void);
 
 struct job;
-/* Fails, printing both, unless the job's reply is exactly text (check_job.c; the pool's suite uses it too). */
+/* Fails, printing both, unless the job's reply is exactly text (in check_job.c; check_pool.c uses it too). */
 void expect_job_reply(const struct job *job, const char *text);
 
 #endif
