@@ -201,16 +201,30 @@ def test_ctrl_c_stops_in_time_while_a_client_never_stops_sending(start_server, c
     # Lines of ordinary length: with 2-byte lines each read of the server's bounded goodbye held 2048 lines,
     # and answering them one send() each took Wine 3.7-6.3 s of its 8 s. What is tested is that the reads
     # end, and without the bound they never do (checked under Wine for lesson 03 and final/).
-    chunk = b"still sending\n" * 1170
+    # The client sends its next chunk only once every reply to the last one has come: it never stops sending,
+    # but its replies never pile up either. Lesson 03's goodbye drops the notice when the connection is full
+    # (its socket is non-blocking then); a client that lagged behind its replies made the course's own server
+    # fail this test now and then under load. With one chunk in flight, the connection never fills: a server
+    # with a bound always has room for the notice, and one without never runs out of lines to read.
+    line = b"still sending"
+    chunk = (line + b"\n") * 1170
+    reply_per_line = len(target.stage.reply(line))
+    to_send = b""  # what is left of the chunk being sent
+    lines_sent = received = 0
     interrupted_at = None
     closed = False
     tail = b""  # the last bytes received: the notice, at the end
     give_up = time.monotonic() + target.deadline(SHUTDOWN_LIMIT) + 5
     while not closed and time.monotonic() < give_up:
-        readable, writable, _ = select.select([sock], [sock], [], 0.1)
+        all_answered = received >= lines_sent * reply_per_line
+        if not to_send and all_answered:
+            to_send = chunk
+        readable, writable, _ = select.select([sock], [sock] if to_send else [], [], 0.1)
         if writable:
             try:
-                sock.send(chunk)
+                sent = sock.send(to_send)
+                lines_sent += to_send[:sent].count(b"\n")
+                to_send = to_send[sent:]
             except BlockingIOError:
                 pass
             except OSError:
@@ -218,6 +232,7 @@ def test_ctrl_c_stops_in_time_while_a_client_never_stops_sending(start_server, c
         if readable:
             try:
                 got = sock.recv(1 << 16)
+                received += len(got)
                 tail = (tail + got)[-64:]
                 closed = closed or not got
             except BlockingIOError:
