@@ -13,7 +13,8 @@
 #   make progress         one line per stage: the steps you have done, and the next one
 #   make watch LESSON=02  run your copy's steps again whenever you save a file (IMPL= for another copy)
 #   make prove            CI: every step's tests catch its missing code (starters, steps 1..k, stage before), and
-#                         every mistake of each stage's mistakes.ini is caught by its own step (REPEAT=3 runs)
+#                         every mistake of each stage's mistakes.ini is caught by its own step (REPEAT=3 runs;
+#                         JOBS=2 proves two stages at a time)
 #   make check-stages     CI: a file that differs from the stage before is one the stage says it changes
 #   make check            the Check unit tests only
 #   make windows          every stage as Windows programs (server.exe, client.exe)
@@ -112,7 +113,7 @@ watch:
 
 prove: all
 	@$(MAKE) -s windows
-	@$(PYTHON) scripts/steps.py prove $(if $(LESSON),$(SELECTED)) $(if $(REPEAT),--repeat $(REPEAT))
+	@$(PYTHON) scripts/steps.py prove $(if $(LESSON),$(SELECTED)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(JOBS),--jobs $(JOBS))
 
 check-stages:
 	@$(PYTHON) scripts/steps.py check-stages

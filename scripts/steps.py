@@ -14,9 +14,10 @@ mistakes a student makes at each step, which that step must catch. tests/course.
                                             ones before it after it (DIR/build/steps-current)
   steps.py progress                         one line per stage: steps done, and the next one (from the last runs)
   steps.py watch STAGE [--impl DIR]         run the steps again whenever a file of DIR changes
-  steps.py prove [STAGE ...] [--repeat N] [--mistakes-only]
+  steps.py prove [STAGE ...] [--repeat N] [--mistakes-only] [--jobs J]
                                             CI: every step's tests catch its missing code, and every mistake
-                                            of the catalogue is caught by its own step, N times of N (3)
+                                            of the catalogue is caught by its own step, N times of N (3);
+                                            J stages at a time, each reported whole when it ends (1)
   steps.py check-stages                     CI: a file that differs from the stage before is declared
   steps.py figures                          per stage: steps, lines the student writes, lines the stage adds
 
@@ -937,7 +938,47 @@ def prove_mistake(stage, mistake, scratch, repeat):
         shutil.rmtree(copy, ignore_errors=True)
 
 
-def prove(stage_paths, repeat=3, mistakes_only=False):
+def prove_in_parallel(stage_paths, repeat, mistakes_only, jobs):
+    """prove, `jobs` stages at a time, each in a process of its own whose report is printed whole when it ends
+    (so the log reads stage by stage). The biggest catalogues start first, so that the lanes end together."""
+    logs = ROOT / "build" / "prove"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def size(path):
+        stage = Stage.load(path)
+        return len(stage.mistakes) * repeat + 3 * len(stage.steps)
+
+    waiting = sorted(stage_paths, key=size, reverse=True)
+    running, failed, figures_of = {}, [], {}
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            path = waiting.pop(0)
+            name = Path(path).name
+            out = open(logs / f"{name}.log", "w")
+            command = [sys.executable, __file__, "prove", str(path), "--repeat", str(repeat),
+                       "--figures", str(logs / f"{name}.json")] + (["--mistakes-only"] if mistakes_only else [])
+            running[subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)] = (name, out, time.monotonic())
+        pid, status = os.wait()  # whichever stage ends first
+        finished = next(process for process in running if process.pid == pid)
+        finished.returncode = os.waitstatus_to_exitcode(status)
+        name, out, started = running.pop(finished)
+        out.close()
+        print(f"-- {name}: {time.monotonic() - started:.0f} s, exit status {finished.returncode}", flush=True)
+        print((logs / f"{name}.log").read_text(), end="", flush=True)
+        if finished.returncode != 0:
+            failed.append(name)
+        if (logs / f"{name}.json").exists():
+            figures_of.update(json.loads((logs / f"{name}.json").read_text()))
+    ordered = {Path(path).name: figures_of[Path(path).name] for path in stage_paths if Path(path).name in figures_of}
+    (ROOT / "build" / "prove-figures.json").write_text(json.dumps(ordered, indent=1))
+    if failed:
+        print(f"\nprove: problems in {', '.join(failed)} (each stage's report is above)")
+        return 1
+    print("\nprove: every step's tests catch its missing code, and every mistake of the catalogues")
+    return 0
+
+
+def prove(stage_paths, repeat=3, mistakes_only=False, figures_path=None):
     """For each stage: its files hold together; the reference passes every step; the starter builds and fails at
     step 1; filling steps 1..k passes exactly through k; the previous stage's reference fails each of the stage's
     steps; every mistake of its catalogue is caught by its step, with its text, `repeat` times of `repeat`."""
@@ -977,7 +1018,7 @@ def prove(stage_paths, repeat=3, mistakes_only=False):
                                "median_s": round(statistics.median(times), 1) if times else None}
     shutil.rmtree(scratch, ignore_errors=True)
     (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "prove-figures.json").write_text(json.dumps(figures, indent=1))
+    Path(figures_path or ROOT / "build" / "prove-figures.json").write_text(json.dumps(figures, indent=1))
     if problems:
         print(f"\nprove: {len(problems)} problem(s):")
         for problem in problems:
@@ -994,14 +1035,15 @@ def prove_steps(stage, scratch, check):
         copy = scratch / f"{stage.name}-{through}"
         start(stage, copy, through=through, quiet=True)
         # The starter and every partial copy build with both compilers: a stub that leaves a helper unused
-        # would otherwise fail its student's first build, and be reported as a failing step.
-        for compiler in ("gcc", "clang"):
+        # would otherwise fail its student's first build, and be reported as a failing step. The gcc build
+        # (the default compiler) comes last and stays, for the run below.
+        for compiler in ("clang", "gcc"):
             if shutil.which(compiler):
+                subprocess.run(["make", "-s", "-C", str(copy), "clean"], capture_output=True)
                 done = subprocess.run(["make", "-s", "-j2", "-C", str(copy), f"CC={compiler}", "all",
                                        "build/run_checks"], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
                 check(done.returncode == 0, f"steps 1..{through} filled in: builds with {compiler}"
                       + ("" if done.returncode == 0 else "\n" + indented(done.stdout + done.stderr)))
-                subprocess.run(["make", "-s", "-C", str(copy), "clean"], capture_output=True)
         started = time.monotonic()
         outcomes, _ = run(stage, Programs(impl=copy), only=True, quiet=True)
         done = passed_count(outcomes)
@@ -1013,11 +1055,15 @@ def prove_steps(stage, scratch, check):
         shutil.rmtree(copy)
     index = STAGES.index(str(stage.path.relative_to(ROOT)))
     if index > 0:
-        previous = ROOT / STAGES[index - 1]
+        # A copy, built objects and all: `prove --jobs` may be proving that stage at the same time, in its own
+        # folder (a step's sanitizer build goes under the folder it runs).
+        previous = scratch / f"{stage.name}-previous"
+        shutil.copytree(ROOT / STAGES[index - 1], previous, ignore=shutil.ignore_patterns("steps-*"), symlinks=True)
         for step in stage.steps:
             outcomes, _ = run(stage, Programs(impl=previous), single=step.number, quiet=True)
-            check(outcomes[0].result == "fail", f"the previous stage ({previous.name}) fails step "
+            check(outcomes[0].result == "fail", f"the previous stage ({Path(STAGES[index - 1]).name}) fails step "
                   f"{step.number} ({step.title}): {outcomes[0].result}")
+        shutil.rmtree(previous)
 
 
 # --- the figures in docs/testing.md -------------------------------------------------------------------------
@@ -1126,6 +1172,8 @@ def main():
     p.add_argument("stages", nargs="*")
     p.add_argument("--repeat", type=int, default=int(os.environ.get("REPEAT") or 3))
     p.add_argument("--mistakes-only", action="store_true")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS") or 1))
+    p.add_argument("--figures", help="where the figures go (build/prove-figures.json)")
     commands.add_parser("check-stages")
     commands.add_parser("figures")
     args = parser.parse_args()
@@ -1139,7 +1187,10 @@ def main():
         progress()
         return 0
     if args.command == "prove":
-        return prove(args.stages or STAGES, args.repeat, args.mistakes_only)
+        stages = args.stages or STAGES
+        if args.jobs > 1 and len(stages) > 1:
+            return prove_in_parallel(stages, args.repeat, args.mistakes_only, args.jobs)
+        return prove(stages, args.repeat, args.mistakes_only, args.figures)
     stage = Stage.load(args.stage)
     if not stage.steps:
         fail_usage(f"{stage.name} has no steps in its stage.ini")
