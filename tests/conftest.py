@@ -154,24 +154,12 @@ def variants_wanted():
         os.environ.get("COURSE_VARIANTS", "yes") != "no"
 
 
-TARGETS = {}
-
-
-def target_of(stage, build, variant):
-    """One Target object per stage, build and variant for the whole session: pytest keeps a module's fixtures
-    (shared_server) from one test to the next only while the parameter is the very same object."""
-    key = (stage.name, build, variant)
-    if key not in TARGETS:
-        TARGETS[key] = Target(stage, build, WINE_ENV if build == "wine" else {}, variant)
-    return TARGETS[key]
-
-
 def pytest_generate_tests(metafunc):
     if "target" not in metafunc.fixturenames:
         return
     config = metafunc.config
     targets = [
-        target_of(stage, build, variant)
+        Target(stage, build, WINE_ENV if build == "wine" else {}, variant)
         for stage in config.course_stages
         if wants(metafunc.definition, stage)
         for build in config.course_builds
