@@ -217,16 +217,6 @@ def server(start_server):
     return start_server()
 
 
-@pytest.fixture(scope="module")
-def shared_server(request, target):
-    """One server for a whole module of tests that each close their connections; killed at the end, like
-    start_server's, if a test failed meanwhile."""
-    server = Server(target)
-    failed_before = request.session.testsfailed
-    yield server
-    server.stop(graceful=request.session.testsfailed == failed_before)
-
-
 @pytest.fixture
 def connections(request):
     """Connections opened through this list are closed at the end of the test, pass or fail."""

@@ -325,11 +325,17 @@ class Server:
         self.process.send_signal(signal.SIGINT)
 
     def wait(self, timeout):
-        """The exit code, or None if the server is still running after timeout seconds."""
+        """The exit code, or None if the server is still running after timeout seconds. Once it has ended, its
+        output is read to the end before this returns: a test that looks for its last line must find it (on a
+        busy machine the reader threads were found behind the exit, and a line the server wrote was missed)."""
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        for reader in (self.stdout, self.stderr):
+            if reader.thread:
+                reader.thread.join(5)
+        return code
 
     def kill(self):
         if self.process.poll() is None:

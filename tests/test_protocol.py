@@ -10,9 +10,9 @@ from harness import LINE_MAX_BYTES, TOO_LONG_REPLY, CourseFailure
 
 
 @pytest.fixture
-def conn(shared_server, connections):
+def conn(server, connections):
     """A new connection to this module's server, closed after the test."""
-    connection = shared_server.connect()
+    connection = server.connect()
     connections.append(connection)
     return connection
 
@@ -142,7 +142,7 @@ def test_replies_to_a_client_that_is_gone_end_its_session_not_the_server(start_s
     after.round_trip(b"still there?")
 
 
-def test_a_client_that_reads_its_replies_late_still_gets_every_one(shared_server, connections, target):
+def test_a_client_that_reads_its_replies_late_still_gets_every_one(server, connections, target):
     """A client sends lines without reading their replies until the server takes nothing more: its replies fill
     both directions, and the server's send() must wait for room, however long, not give up. Then the client reads
     every reply. On Windows an accepted socket inherits its listener's mode: a server whose listener is
@@ -151,7 +151,7 @@ def test_a_client_that_reads_its_replies_late_still_gets_every_one(shared_server
     hint = ("the server gave up on a client whose replies did not fit in the connection at once: its send() must "
             "wait for room. On Windows an accepted socket inherits its listener's non-blocking mode: make it blocking "
             "again (sock_set_nonblocking(sock, false)) before its thread uses it")
-    conn = shared_server.connect(receive_buffer=4096)
+    conn = server.connect(receive_buffer=4096)
     connections.append(conn)
     conn.round_trip(b"ready")
     try:
@@ -180,13 +180,13 @@ def test_a_client_that_reads_its_replies_late_still_gets_every_one(shared_server
     assert where is None, f"the replies differ from what was sent, in the 64 KiB from byte {where}"
 
 
-def test_server_keeps_serving_after_a_client_breaks_the_rules(shared_server, connections, target):
-    rude = shared_server.connect()
+def test_server_keeps_serving_after_a_client_breaks_the_rules(server, connections, target):
+    rude = server.connect()
     connections.append(rude)
     rude.send(b"z" * (LINE_MAX_BYTES + 10) + b"\n")
     rude.expect(TOO_LONG_REPLY)
     rude.expect_eof()
-    polite = shared_server.connect()
+    polite = server.connect()
     connections.append(polite)
     polite.round_trip(b"still there?")
 

@@ -68,8 +68,8 @@ def receive_exactly(conn, size, timeout, hint=None):
 
 
 @pytest.mark.parametrize("bytewise", [False, True], ids=["in-one-send", "one-byte-per-send"])
-def test_ten_thousand_lines_on_one_connection_get_ten_thousand_replies(shared_server, connections, target, bytewise):
-    conn = shared_server.connect()
+def test_ten_thousand_lines_on_one_connection_get_ten_thousand_replies(server, connections, target, bytewise):
+    conn = server.connect()
     connections.append(conn)
     lines = b"".join(b"line %d\n" % i for i in range(10000))
     if bytewise:
@@ -82,10 +82,10 @@ def test_ten_thousand_lines_on_one_connection_get_ten_thousand_replies(shared_se
     record(target, f"lines sent {how} on one connection", 10000, "replies", 10000)
 
 
-def test_stream_split_at_every_offset_gives_the_same_replies(shared_server, connections, target):
+def test_stream_split_at_every_offset_gives_the_same_replies(server, connections, target):
     stream = b"alpha\r\nbeta\n\ngamma\n"
     expected = b"".join(target.stage.reply(line) for line in (b"alpha", b"beta", b"", b"gamma"))
-    conn = shared_server.connect()
+    conn = server.connect()
     connections.append(conn)
     for offset in range(1, len(stream)):
         conn.send(stream[:offset])
@@ -94,8 +94,8 @@ def test_stream_split_at_every_offset_gives_the_same_replies(shared_server, conn
     record(target, "split offsets tried", len(stream) - 1)
 
 
-def test_writer_that_sends_100000_lines_before_reading_gets_them_all(shared_server, connections, target):
-    conn = shared_server.connect()
+def test_writer_that_sends_100000_lines_before_reading_gets_them_all(server, connections, target):
+    conn = server.connect()
     connections.append(conn)
     conn.send(b"x\n" * 100000)
     data = receive_exactly(conn, 100000 * len(target.stage.reply(b"x")), target.deadline(60), hint=PARTIAL_SEND_HINT)
@@ -103,16 +103,16 @@ def test_writer_that_sends_100000_lines_before_reading_gets_them_all(shared_serv
     record(target, "lines sent before reading", 100000, "replies", 100000)
 
 
-def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(shared_server, connections, target):
-    bystander = shared_server.connect()
+def test_lines_at_the_limit_pass_and_over_it_fail_while_others_are_served(server, connections, target):
+    bystander = server.connect()
     connections.append(bystander)
     for size in (LINE_MAX_BYTES - 1, LINE_MAX_BYTES):
-        conn = shared_server.connect()
+        conn = server.connect()
         connections.append(conn)
         conn.send(b"a" * size + b"\n")
         conn.expect(target.stage.reply(b"x"), step=f"a line of {size} bytes")
         bystander.round_trip(b"still here")
-    conn = shared_server.connect()
+    conn = server.connect()
     connections.append(conn)
     conn.send(b"a" * (LINE_MAX_BYTES + 1) + b"\n")
     conn.expect(TOO_LONG_REPLY, step=f"a line of {LINE_MAX_BYTES + 1} bytes")
@@ -144,15 +144,15 @@ def cut_off_with_too_long_line(server, connections, behind=b""):
     return conn
 
 
-def test_too_long_line_with_bytes_behind_it_ends_the_stream_instead_of_resetting(shared_server, connections):
+def test_too_long_line_with_bytes_behind_it_ends_the_stream_instead_of_resetting(server, connections):
     # The server stops reading at the long line: the lines behind it are still unread when it closes. More than
     # one receive of an event loop (64 KiB): with fewer, its first recv() takes them all and nothing is unread.
-    cut_off_with_too_long_line(shared_server, connections, behind=b"more\n" * 20000)
+    cut_off_with_too_long_line(server, connections, behind=b"more\n" * 20000)
 
 
-def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then_cut_off(shared_server, connections,
+def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then_cut_off(server, connections,
                                                                                           target):
-    conn = cut_off_with_too_long_line(shared_server, connections)
+    conn = cut_off_with_too_long_line(server, connections)
     # The server reads and drops what comes after its verdict, but not for ever. 64 KiB every 5 ms is more
     # than the socket buffers hold in the linger's 2 s: a server that stopped reading would block this send.
     # (Only on Linux: Wine takes bytes off the socket for the program, so there the send never blocks.)
@@ -165,21 +165,21 @@ def test_client_that_goes_on_sending_after_its_err_line_is_read_for_a_while_then
             conn.sock.sendall(chunk)
         except socket.timeout:
             pytest.fail(f"{sent * len(chunk):,} bytes after its ERR line the server stopped reading: a linger "
-                        f"must read what the client sends\n{shared_server.log()}")
+                        f"must read what the client sends\n{server.log()}")
         except OSError:
             break  # reset or broken pipe: the server has closed
         sent += 1
         time.sleep(0.005)  # a steady talker that never stops
     else:
         pytest.fail(f"the server still took lines {time.monotonic() - started:.1f} s after its ERR line "
-                    f"({sent * len(chunk):,} bytes sent)\n{shared_server.log()}")
+                    f"({sent * len(chunk):,} bytes sent)\n{server.log()}")
     waited = time.monotonic() - started
     # Reading for a while is the point: a server that ended the stream and closed at once would reset this
     # talker at its next line, and a reset can flush the ERR line from a Windows client's buffer.
     assert waited >= 0.5 * VERDICT_LINGER_S, (f"cut off {waited:.2f} s after its ERR line: the server did not "
                                               f"linger reading")
     record(target, "talker after ERR cut off after (s)", round(waited, 2))
-    shared_server.connect().round_trip(b"still serving")
+    server.connect().round_trip(b"still serving")
 
 
 # What ends the linger at a stop differs. On Windows the stop only wakes the read, and a talker always
@@ -274,10 +274,10 @@ def test_ctrl_c_stops_in_time_while_a_client_floods_short_lines_and_never_reads(
     record(target, "Ctrl+C beside a flooder that never reads (s)", round(took, 2))
 
 
-def test_a_client_reading_through_a_tiny_window_gets_every_reply_in_order(shared_server, connections, target):
+def test_a_client_reading_through_a_tiny_window_gets_every_reply_in_order(server, connections, target):
     """A client with a 2 KiB receive buffer that sends 50,000 lines at once and reads its replies slowly: the
     server's sends take a few hundred bytes at a time, and every reply must still come, whole and in order."""
-    conn = shared_server.connect(receive_buffer=2048)
+    conn = server.connect(receive_buffer=2048)
     connections.append(conn)
     lines = b"".join(b"%d\n" % i for i in range(50000))
     reply = target.stage.reply(b"x")
@@ -309,7 +309,7 @@ def test_a_client_reading_through_a_tiny_window_gets_every_reply_in_order(shared
     if got != want:
         raise CourseFailure(f"{got} of {want} bytes of replies came ({sent} of {len(lines)} bytes of lines sent), "
                             f"then nothing for {time.monotonic() - moved:.1f} s\nhint: {PARTIAL_SEND_HINT}\n"
-                            f"{shared_server.log()}", hint=PARTIAL_SEND_HINT)
+                            f"{server.log()}", hint=PARTIAL_SEND_HINT)
     assert reply_count(target, data) == 50000
     record(target, "lines through a 2 KiB receive window", 50000, "replies", 50000)
 
@@ -371,11 +371,11 @@ def test_a_mebibyte_without_newline_is_cut_off_and_memory_stays_bounded(server, 
     [b"\x00", b"\xff\xfe\xfd", b"\xc3\x28", b"\xed\xa0\x80", b"\x00exit", b"exit\x00", b"\r", b"\r\r\r", b"\x1b[2J"],
     ids=["nul", "ff-fe-fd", "bad-utf8", "surrogate", "nul-exit", "exit-nul", "lone-cr", "crs", "escape"],
 )
-def test_hostile_bytes_are_answered_and_never_crash(shared_server, connections, target, line):
-    conn = shared_server.connect()
+def test_hostile_bytes_are_answered_and_never_crash(server, connections, target, line):
+    conn = server.connect()
     connections.append(conn)
     conn.round_trip(line)
-    assert shared_server.process.poll() is None, shared_server.log()
+    assert server.process.poll() is None, server.log()
     record(target, "hostile inputs tried", 1, accumulate=True)
 
 

@@ -326,6 +326,7 @@ def test_ctrl_c_joins_every_client_thread_even_one_that_ends_after_it(server, co
             raise CourseFailure(f"step: the client left after Ctrl+C\nthe server was still running "
                                 f"{target.deadline(SHUTDOWN_LIMIT):.0f} s after its last client left\nhint: {hint}\n"
                                 f"{server.log()}", kind="running", hint=hint)
+    server.wait(0)  # it has ended (or the test has failed above): read what it wrote to the end
     if not re.search(left, server.stderr.text(), flags=re.M):
         hint = ("the server ended after Ctrl+C without waiting for its client's thread, which never logged "
                 "'disconnected': join_clients(list, true) must unlink and join every client of the list, the last "
