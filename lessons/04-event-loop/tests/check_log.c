@@ -121,7 +121,8 @@ START_TEST(test_log_event_never_waits_for_a_stderr_nobody_reads)
     ck_assert_msg(
         returns_within(stop_the_log_within_200_ms, &stopping, 700),
         "log_stop(200) had not returned after 0.7 s with the writer stuck on stderr: it waits for the "
-        "writer at most its timeout, then leaves it and returns -1");
+        "writer at most its timeout, then leaves it and returns -1 (it cannot take the lock if the writer "
+        "holds it while stuck: the writer gives the lock back while it writes)");
     ck_assert_int_eq(stopping.result, -1);
     /* Once nobody can read stderr, the writer's writes fail, it ends, and a second stop joins it. */
     close(unread);
