@@ -20,7 +20,8 @@
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
 #   make sanitize         Check tests and harness under ASan+UBSan, then TSan
-#   make fuzz             fuzz the line framer, then lesson 05's RESP parser, FUZZ_SECONDS each (default 60)
+#   make fuzz             fuzz the line framer, lesson 05's RESP parser, then lesson 07's TLS glue, FUZZ_SECONDS
+#                         each (default 60)
 #   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
 #   make bench            measure every stage (and Redis); writes docs/benchmarks.md and two plots
 #   make docs             regenerate the diagrams (SVG) from docs/diagrams/*.dot
@@ -124,15 +125,21 @@ sanitize: deps
 # libFuzzer with ASan+UBSan on final/'s framer, compared line by line with a reference, then on lesson
 # 05's RESP parser, whole against chunked. New inputs go to build/, so the committed seeds stay as they are.
 RESP_DIR := lessons/05-commands
+TLS_DIR  := lessons/07-tls
 fuzz: deps
-	@mkdir -p build/fuzz-corpus build/fuzz-resp-corpus
+	@mkdir -p build/fuzz-corpus build/fuzz-resp-corpus build/fuzz-tls-corpus
 	@cp final/tests/fuzz-corpus/* build/fuzz-corpus/
 	@cp $(RESP_DIR)/tests/fuzz-resp-corpus/* build/fuzz-resp-corpus/
+	@cp $(TLS_DIR)/tests/fuzz-tls-corpus/* build/fuzz-tls-corpus/
+	@$(MAKE) -s -C $(TLS_DIR) certs >/dev/null
 	clang $(FUZZ_FLAGS) -Ifinal -o build/fuzz_line_framer final/tests/fuzz_line_framer.c final/line_framer.c
 	clang $(FUZZ_FLAGS) -I$(RESP_DIR) -o build/fuzz_resp $(RESP_DIR)/tests/fuzz_resp.c $(RESP_DIR)/resp.c
-	@for target in line_framer resp; do \
-	    log=build/fuzz$$([ $$target = resp ] && echo -resp).log; \
-	    corpus=build/fuzz$$([ $$target = resp ] && echo -resp)-corpus; \
+	clang $(FUZZ_FLAGS) -I$(TLS_DIR) -o build/fuzz_tls $(TLS_DIR)/tests/fuzz_tls.c $(TLS_DIR)/tls.c \
+	    $(TLS_DIR)/outbuf.c -lssl -lcrypto
+	@for target in line_framer resp tls; do \
+	    suffix=$$([ $$target = line_framer ] || echo -$$target); \
+	    log=build/fuzz$$suffix.log; \
+	    corpus=build/fuzz$$suffix-corpus; \
 	    build/fuzz_$$target $$corpus -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
 	        -rss_limit_mb=1024 -print_final_stats=1 > $$log 2>&1; \
 	    status=$$?; echo "fuzz_$$target:"; \
@@ -159,7 +166,7 @@ docs:
 
 diff:
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make diff FROM=01 TO=02" >&2; exit 2; }
-	@diff -ruN -x build -x server -x 'server-*' -x client -x '*.exe' -x README.md -x stage.ini -x starter.ini \
+	@diff -ruN -x build -x certs -x server -x 'server-*' -x client -x '*.exe' -x README.md -x stage.ini -x starter.ini \
 	    $(call stage_dir,$(FROM)) $(call stage_dir,$(TO)) || true
 
 format:

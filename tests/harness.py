@@ -118,6 +118,10 @@ class Target:
             program = f"server-{self.variant}"
         return [chosen if chosen else str(self.stage.programs / program), *args]
 
+    def path_argument(self, path):
+        """A file's path as the target's programs take it: Wine's programs see Linux's / as drive Z:."""
+        return "Z:" + str(path).replace("/", "\\") if self.build == "wine" else str(path)
+
     def env(self):
         env = dict(os.environ)
         env.update(self.wine_env)

@@ -15,6 +15,7 @@
 #   CHECK_SRCS         the unit tests (tests/check_*.c, one suite a module)
 #   EXTRA_PROGRAMS     more POSIX programs `make` builds, by rules of the stage's own (lesson 04: server-poll)
 #   THREADS            -pthread from lesson 02 on (POSIX compile and link)
+#   LIBS               more libraries the POSIX programs link (lesson 07: OpenSSL's)
 
 CC          ?= cc
 MINGW_CC    ?= x86_64-w64-mingw32-gcc
@@ -43,10 +44,10 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
 all: server client $(EXTRA_PROGRAMS)
 
 server: $(BUILD)/posix/server.o $(POSIX_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(THREADS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(THREADS)
 
 client: $(BUILD)/posix/client.o $(POSIX_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(THREADS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(THREADS)
 
 $(BUILD)/posix/%.o: %.c $(wildcard *.h) | $(BUILD)/posix/tests
 	$(CC) $(POSIX_FLAGS) $(THREADS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_FLAGS) -I.) -c -o $@ $<
@@ -59,7 +60,7 @@ check: $(BUILD)/run_checks
 
 $(BUILD)/run_checks: $(CHECK_OBJS) $(POSIX_OBJS)
 	@pkg-config --exists check || { echo "make check needs the Check library: run 'make deps' at the top of the course" >&2; exit 1; }
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(THREADS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS) $(THREADS)
 
 windows: server.exe client.exe
 
