@@ -11,7 +11,7 @@
  * socket received (tls_feed()), takes the plaintext out (tls_read()) for
  * the session, gives it the session's replies (tls_write()), and sends
  * what it has to say (tls_output()): the loop moves bytes as before, and
- * the session does not change at all.
+ * the session sees only plaintext.
  *
  * Two things a loop must know (Redis's tls.c meets both):
  *   - plaintext can wait inside the TLS object: one receive may hold many
