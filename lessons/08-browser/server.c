@@ -1,0 +1,1101 @@
+/*
+ * server.c - lesson 07: TLS on a port of its own, in the event loop.
+ *
+ * Everything lesson 06 does is here, on the plain port (9090). With
+ * --tls-port, a second listener takes TLS clients: each gets a TLS object
+ * (tls.h) between its socket and its session. The loop still moves bytes
+ * and the session still sees only plaintext; what is new is in between:
+ * receive() feeds the records to the TLS object and decrypt() gives the
+ * plaintext to the session while it wants input, encrypt() turns the
+ * session's replies into records at most TLS_AHEAD bytes ahead of the
+ * socket, decrypt_and_send() looks inside the TLS object again when
+ * sending lets the session take more (no socket event will say requests
+ * wait there), and say_goodbye() ends a TLS client with a close_notify.
+ * A handshake has a deadline; a broken stream is logged and closed.
+ *
+ * Run:   make && ./server --tls-port 6380 --tls-cert-file certs/server.crt \
+ *            --tls-key-file certs/server.key
+ *        (then redis-cli -p 6380 --tls --cacert certs/ca.crt PING,
+ *         or ./client --port 6380 --tls --tls-ca-cert-file certs/ca.crt)
+ * Read:  README.md, then tls.h and tls.c, and
+ *        `make diff FROM=06 TO=07` at the top of the course.
+ */
+#include "cli.h"
+#include "hub.h"
+#include "job.h"
+#include "log.h"
+#include "net.h"
+#include "platform.h"
+#include "poller.h"
+#include "pool.h"
+#include "session.h"
+#include "timers.h"
+#include "tls.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The limits, their defaults, and the flags that change them (documented in docs/protocol.md). */
+#define DEFAULT_MAX_CLIENTS       1024
+#define DEFAULT_IDLE_TIMEOUT_S    300     /* a client that sends nothing for this long is closed */
+#define DEFAULT_REQUEST_TIMEOUT_S 30      /* a request must be complete this long after its first byte */
+#define DEFAULT_SEND_TIMEOUT_S    10      /* a reply that finds no room for this long closes the client */
+#define DEFAULT_MAX_OUTPUT        1048576 /* a message that would leave more than this unread closes a client */
+#define DEFAULT_MAX_ARGS          1024    /* arguments in one request */
+#define DEFAULT_MAX_BULK          524288  /* bytes in one bulk string */
+#define DEFAULT_MAX_INLINE        65536   /* bytes in one inline command (Redis's PROTO_INLINE_MAX_SIZE) */
+#define DEFAULT_MAX_QUERY         1048576 /* bytes of one client's unfinished request or transaction */
+#define DEFAULT_MAX_SUBSCRIPTIONS 100000  /* channels one client may subscribe to */
+#define DEFAULT_MAX_QUEUE         1024    /* jobs waiting for a worker; more are refused */
+#define MAX_WORKERS               256     /* --workers at most; the default is the processors, up to this */
+#define DEFAULT_TLS_HANDSHAKE_S   10      /* a TLS handshake that never ends would hold its memory for ever */
+
+/* How long to stop accepting when the process is out of descriptors (as memcached does). */
+#define ACCEPT_PAUSE_MS 100
+
+/* How long a client closed with an error may go on sending before its socket is closed anyway. */
+#define LINGER_MS 2000
+
+/* Plaintext encrypted ahead of the socket, per TLS client: the rest waits in its session, where the limits
+ * see it.
+ */
+#define TLS_AHEAD 16384
+
+/* At the end, how long the log may take to reach stderr: a stderr nobody reads must not hold up the exit. */
+#define LOG_STOP_WAIT_MS 1000
+
+/* One recv() per client per wake-up, of at most this much: a client that floods gets its turn, not all of
+ * them. */
+#define READ_BUDGET 65536
+
+/* The most connections accepted per wake-up (Redis: MAX_ACCEPTS_PER_CALL): the clients already here get
+ * their turn too; the listener stays readable, and the next wake-up accepts the rest. */
+#define ACCEPTS_PER_WAKE 1000
+
+/*
+ * Backpressure: past this many bytes of a client's output unsent, its
+ * session answers no more requests, and the loop reads no more of them.
+ * They wait in the kernel instead, its window fills, and its own sends
+ * stall. As it reads, the session goes on.
+ */
+#define OUTPUT_HIGH_WATER 65536
+
+/* The most events one wait reports; the rest come with the next. */
+#define EVENTS_PER_WAIT 512
+
+/* The usage, with the defaults filled in by main(). */
+static const char usage_format[] =
+    "usage: server [--host HOST] [--port PORT] [LIMITS]\n"
+    "  --host HOST             address to listen on (default %s)\n"
+    "  --port PORT             port to listen on, 0 for any free port (default %s)\n"
+    "  --max-args N            most arguments in one request (default %d)\n"
+    "  --max-bulk BYTES        longest bulk string (default %d)\n"
+    "  --max-inline BYTES      longest inline command (default %d)\n"
+    "  --max-query BYTES       most bytes kept of an unfinished request or transaction (default %d)\n"
+    "  --max-clients N         clients served at once; more are refused (default %d)\n"
+    "  --idle-timeout SECS     close a client silent this long, 0 for never; not subscribers (default %d)\n"
+    "  --request-timeout SECS  close a client whose request takes longer, 0 for never (default %d)\n"
+    "  --send-timeout SECS     close a client that does not read its replies, 0 for never (default %d)\n"
+    "  --max-output BYTES      close a subscriber whose messages would leave more unread (default %d)\n"
+    "  --max-subscriptions N   most channels one client may subscribe to (default %d)\n"
+    "  --workers N             threads that run slow commands, 0 to run them on the loop (default %d: the "
+    "processors)\n"
+    "  --max-queue N           slow commands waiting for a worker; more are refused (default %d)\n"
+    "  --tls-port PORT         also serve TLS on this port, 0 for any free port (default: no TLS)\n"
+    "  --tls-cert-file FILE    the server's certificate (chain), PEM\n"
+    "  --tls-key-file FILE     its private key, PEM\n"
+    "  --tls-ca-cert-file FILE the CAs whose certificates clients may show, PEM\n"
+    "  --tls-auth-clients yes|no  clients must show a certificate from those CAs (default no)\n"
+    "  --tls-handshake-timeout SECS  close a TLS client whose handshake takes longer (default %d)\n"
+    "  --help                  print this help and exit\n"
+    "Ctrl+C stops the server gracefully; a second Ctrl+C ends it at once.\n";
+
+static const char full_reply[] = "-ERR max number of clients reached\r\n"; /* Redis's words */
+static const char busy_reply[] = "-ERR server busy\r\n";
+
+struct limits {
+    long max_args;
+    long max_bulk;
+    long max_inline;
+    long max_query;
+    long max_clients;
+    long idle_timeout_s;
+    long request_timeout_s;
+    long send_timeout_s;
+    long max_output;
+    long max_subscriptions;
+    long workers;
+    long max_queue;
+    long tls_handshake_timeout_s;
+};
+
+/* Where a connection is in its life: each is what a thread per client knew by where it was in its code. */
+enum conn_state {
+    OPEN,      /* reading requests and answering them */
+    DRAINING,  /* the client is done (its goodbye, or the end of its stream): send what is queued, then close
+                */
+    REFUSING,  /* an error is queued: send it, end the stream, then linger */
+    LINGERING, /* the stream is ended: read and drop what still comes, until it closes or LINGER_MS */
+    STOPPING,  /* the server stops: send what is queued and the notice, then close */
+};
+
+/* One client. */
+struct conn {
+    socket_t sock;
+    enum conn_state state;
+    struct session session;   /* the protocol: requests in, its output out */
+    unsigned watched;         /* what the poller watches the socket for */
+    long long stalled_since;  /* when a send last found no room with bytes unsent (0: none unsent) */
+    long long linger_until;   /* while LINGERING */
+    struct timer timer;       /* the nearest of its deadlines */
+    struct conn *prev, *next; /* the open connections, for the stop */
+    struct conn *send_next;   /* in the loop's list of connections with something to send, while to_send */
+    bool to_send;             /* it is in that list */
+    bool closed;              /* closed during this wake-up: its other events are stale */
+    struct tls *tls; /* its TLS, on the TLS port (NULL on the plain one): bytes on the wire are records */
+    long long handshake_until; /* when its TLS handshake must be done by */
+    bool said_goodbye;         /* its TLS close_notify is queued: nothing more is encrypted */
+    char peer[NET_ADDR_TEXT];  /* "host:port", for the log */
+};
+
+/* What the loop keeps: everything. */
+struct loop {
+    struct limits limits;
+    struct session_limits session_limits;
+    struct poller *poller;
+    socket_t listener;     /* SOCKET_INVALID once the stop has closed it */
+    socket_t tls_listener; /* the TLS port's (--tls-port); SOCKET_INVALID without it, or once closed */
+    struct tls_context *tls_context; /* the certificate, the key, what clients must show */
+    unsigned long tls_unclean;       /* TLS clients that closed without a close_notify */
+    long long accept_resume; /* when accepting resumes after running out of descriptors (0: not paused) */
+    struct timers timers;
+    struct conn *first;     /* every open connection */
+    struct conn *closed;    /* connections closed during this wake-up, freed after it */
+    struct conn *to_send;   /* connections with something to send, sent before the next wait */
+    struct hub hub;         /* what the sessions share: the clients, the channels, the counters */
+    struct pool *pool;      /* the workers that run jobs; NULL with --workers 0, and once stopped */
+    struct job_counts jobs; /* while there is no pool: the jobs the loop ran itself */
+    bool stopping;
+    long long stop_deadline; /* once stopping: when every connection left is closed anyway */
+    unsigned long clients_refused;
+    char listener_mark, tls_listener_mark, stop_mark, pool_mark; /* their addresses tell these events apart */
+    char received[READ_BUDGET];  /* what one recv() reads into, for every client in turn */
+    char plaintext[READ_BUDGET]; /* what a TLS client's records decrypt to, fed to its session */
+};
+
+/* The struct conn that holds this timer. */
+static struct conn *conn_of(struct timer *timer)
+{
+    return (struct conn *)(void *)((char *)timer - offsetof(struct conn, timer));
+}
+
+/* The struct conn that holds this session. */
+static struct conn *conn_of_session(struct session *session)
+{
+    return (struct conn *)(void *)((char *)session - offsetof(struct conn, session));
+}
+
+/* Closes a connection now, logs it, and leaves its memory to free_closed(): events for it may follow. */
+static void conn_close(struct loop *loop, struct conn *conn)
+{
+    poller_remove(loop->poller, conn->sock);
+    sock_close(conn->sock);
+    timers_cancel(&loop->timers, &conn->timer);
+    log_event(conn->peer, "disconnected after %lu requests", conn->session.requests);
+    session_end(&conn->session);
+    tls_free(conn->tls);
+    conn->tls = NULL;
+    if (conn->prev != NULL)
+        conn->prev->next = conn->next;
+    else
+        loop->first = conn->next;
+    if (conn->next != NULL)
+        conn->next->prev = conn->prev;
+    conn->closed = true;
+    conn->next = loop->closed;
+    loop->closed = conn;
+}
+
+/* Closes a connection the loop cannot go on serving, and says why. */
+static void give_up(struct loop *loop, struct conn *conn, const char *why)
+{
+    log_event(conn->peer, "error: %s, closing", why);
+    conn_close(loop, conn);
+}
+
+/* Frees the connections closed during this wake-up, once no event can name them any more. */
+static void free_closed(struct loop *loop)
+{
+    while (loop->closed != NULL) {
+        struct conn *next = loop->closed->next;
+        free(loop->closed);
+        loop->closed = next;
+    }
+}
+
+/*
+ * Tells the poller what to watch the socket for, when that changed.
+ * Watching nothing (a client that waits for its job and is read no more)
+ * is not being in the poller at all: a poller reports errors and hang-ups
+ * (WSAPoll() a peer's end of stream too) whatever it was asked for, and
+ * would wake the loop for them at every wait until the job ends. A client
+ * that resets meanwhile is found out when its reply is sent. Returns 0, or
+ * -1.
+ */
+static int watch(struct loop *loop, struct conn *conn, unsigned events)
+{
+    if (events == conn->watched)
+        return 0;
+    unsigned before = conn->watched;
+    conn->watched = events;
+    if (events == 0)
+        return poller_remove(loop->poller, conn->sock);
+    if (before == 0)
+        return poller_add(loop->poller, conn->sock, events, conn);
+    return poller_modify(loop->poller, conn->sock, events, conn);
+}
+
+/* The nearest of the connection's deadlines, or 0 for none. */
+static long long conn_due(const struct loop *loop, const struct conn *conn)
+{
+    long long due = conn->state == OPEN ? session_deadline(&conn->session) : 0;
+    if (conn->state == LINGERING)
+        due = conn->linger_until;
+    if (conn->tls != NULL && !tls_handshake_done(conn->tls) && (due == 0 || conn->handshake_until < due))
+        due = conn->handshake_until;
+    if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0) {
+        long long give_up_at = conn->stalled_since + loop->limits.send_timeout_s * 1000;
+        if (due == 0 || give_up_at < due)
+            due = give_up_at;
+    }
+    return due;
+}
+
+/*
+ * Keeps the connection's timer at or before its nearest deadline. A later
+ * deadline (every request moves the idle one) leaves the timer where it
+ * is: when it goes off, expire() finds the deadline has moved and sets it
+ * again. So a busy client costs the heap nothing per request. Returns 0,
+ * or -1 when the heap has no memory: then the connection has no deadline,
+ * and must not stay.
+ */
+static int arm(struct loop *loop, struct conn *conn)
+{
+    long long due = conn_due(loop, conn);
+    if (due == 0)
+        timers_cancel(&loop->timers, &conn->timer);
+    else if (conn->timer.slot == 0 || due < conn->timer.due)
+        return timers_set(&loop->timers, &conn->timer, due);
+    return 0;
+}
+
+/* Puts the connection in the list of those with something to send (or a state to act on) before the next
+ * wait. */
+static void queue_send(struct loop *loop, struct conn *conn)
+{
+    if (conn->to_send)
+        return;
+    conn->to_send = true;
+    conn->send_next = loop->to_send;
+    loop->to_send = conn;
+}
+
+/* Acts on the session's verdict about what it was just fed, or what it answered as its output drained. */
+static void judge(struct conn *conn, enum session_verdict verdict)
+{
+    switch (verdict) {
+    case SESSION_OPEN:
+        break;
+    case SESSION_DONE:
+        conn->state = DRAINING;
+        break;
+    case SESSION_REFUSED:
+        log_event(conn->peer, "error: %s, closing", conn->session.why);
+        conn->state = REFUSING;
+        break;
+    }
+}
+
+/* A runner for the loop itself (--workers 0): a job's sleep is the loop's, and only a stop ends it early. */
+static bool pause_loop(void *arg, long long ms)
+{
+    (void)arg;
+    return wait_for_stop((int)ms) != WOKE_STOP;
+}
+
+static bool loop_stopped(void *arg)
+{
+    (void)arg;
+    return wait_for_stop(0) == WOKE_STOP;
+}
+
+/* A runner for jobs asked for once the stop has begun: each is cancelled before it starts. */
+static bool no_pause(void *arg, long long ms)
+{
+    (void)arg, (void)ms;
+    return false;
+}
+
+static bool always_stopped(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+/*
+ * Starts the job the session waits for, if it has a new one: on a worker,
+ * or at once on the loop when there are none (or the stop has begun, and
+ * it is cancelled). A job run here is finished here, and its session may
+ * then run requests that make another job: so, until none is left.
+ */
+static void start_jobs(struct loop *loop, struct conn *conn, long long now)
+{
+    static const struct job_runner on_the_loop = {.pause = pause_loop, .cancelled = loop_stopped};
+    static const struct job_runner cancelled = {.pause = no_pause, .cancelled = always_stopped};
+    struct job *job;
+    while ((job = session_take_job(&conn->session)) != NULL) {
+        if (loop->pool != NULL) {
+            if (pool_submit(loop->pool, job) == 0)
+                return;      /* a worker has it; its reply comes back through deliver() */
+            job_refuse(job); /* the queue is full: the client hears so at once, the loop never waits */
+        } else {
+            job_run(job, loop->stopping ? &cancelled : &on_the_loop);
+            loop->jobs.finished++;
+        }
+        judge(conn, session_finish_job(&conn->session, job, now));
+    }
+}
+
+/*
+ * A TLS client's stream is broken (a bad record, a failed handshake, a
+ * certificate refused): its alert, if there is one, is offered to the
+ * socket once, and it is closed. Nothing in plaintext can be said to it.
+ */
+static void tls_broken(struct loop *loop, struct conn *conn)
+{
+    size_t len;
+    const char *alert = tls_output(conn->tls, &len);
+    if (alert != NULL)
+        sock_send(conn->sock, alert, len); /* best effort: it may not fit, and the client may be gone */
+    char why[256];
+    snprintf(why, sizeof why, "%s", tls_error(conn->tls));
+    give_up(loop, conn, why);
+}
+
+/*
+ * Encrypts what the session has to say into TLS records, while at most
+ * TLS_AHEAD bytes of them wait for the socket: the rest stays in the
+ * session's output, where the high-water mark and --max-output see it
+ * (and the records waiting count too: session_in_transit()). Each piece
+ * taken is, for the session, sent. Returns 0, or -1 when the stream broke.
+ */
+static int encrypt(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t waiting, len;
+    const char *plain;
+    while (!conn->said_goodbye && tls_handshake_done(conn->tls) &&
+           (tls_output(conn->tls, &waiting), waiting) < TLS_AHEAD &&
+           (plain = session_output(&conn->session, &len)) != NULL) {
+        size_t piece = len < TLS_AHEAD ? len : TLS_AHEAD;
+        if (tls_write(conn->tls, plain, piece) < 0)
+            return -1;
+        judge(conn, session_sent(&conn->session, piece, now));
+        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+    }
+    tls_output(conn->tls, &waiting);
+    session_in_transit(&conn->session, waiting);
+    return 0;
+}
+
+/*
+ * Sends what fits of the session's output (of a TLS client: of its
+ * records, encrypted as they go). Each send tells the session how much
+ * went, and it may answer requests it held back meanwhile, one of them a
+ * slow command: its job is started at once. Returns false when the
+ * connection broke (a TLS client's stream too: tls_error() says so).
+ */
+static bool send_some(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t len;
+    const char *bytes;
+    start_jobs(loop, conn, now);
+    for (;;) {
+        if (conn->tls != NULL && encrypt(loop, conn, now) != 0)
+            return false;
+        bytes = conn->tls != NULL ? tls_output(conn->tls, &len) : session_output(&conn->session, &len);
+        if (bytes == NULL)
+            break;
+        long sent = sock_send(conn->sock, bytes, len);
+        if (sent < 0) {
+            int code = sock_last_error();
+            if (sock_error_is_interrupt(code))
+                continue;
+            if (!sock_error_is_would_block(code))
+                return false;
+            if (conn->stalled_since == 0)
+                conn->stalled_since = now; /* no room: the send clock starts */
+            return true;
+        }
+        conn->stalled_since = 0; /* progress: the clock stops */
+        if (conn->tls != NULL) {
+            tls_sent(conn->tls, (size_t)sent); /* the records: the session was told as they were made */
+            continue;
+        }
+        judge(conn, session_sent(&conn->session, (size_t)sent, now));
+        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+    }
+    return true;
+}
+
+/* The bytes the connection still has to send: the session's output, and a TLS client's records. */
+static size_t unsent(const struct conn *conn)
+{
+    size_t plain, records = 0;
+    session_output(&conn->session, &plain);
+    if (conn->tls != NULL)
+        tls_output(conn->tls, &records);
+    return plain + records;
+}
+
+/*
+ * Feeds the session the plaintext that a TLS client's records hold, while
+ * it wants input: what one receive brought, and what waited inside the
+ * TLS object while the session wanted no more (no socket event will say
+ * it is there). Returns the bytes fed.
+ */
+static size_t decrypt(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t fed = 0;
+    while (conn->state == OPEN && session_wants_input(&conn->session)) {
+        long got = tls_read(conn->tls, loop->plaintext, sizeof loop->plaintext);
+        if (got <= 0)
+            break; /* none whole yet, its close_notify, or a broken stream (tls_error() says) */
+        fed += (size_t)got;
+        judge(conn, session_feed(&conn->session, loop->plaintext, (size_t)got, now));
+    }
+    if (conn->state == OPEN && tls_peer_closed(conn->tls))
+        conn->state = DRAINING; /* its close_notify: it has said all it will */
+    return fed;
+}
+
+/*
+ * Sends what the session has to say (decrypting first what a TLS client's
+ * records hold, and again while sending lets its session take more).
+ * Returns false when the connection broke; a TLS stream that broke says
+ * so in tls_error().
+ */
+static bool decrypt_and_send(struct loop *loop, struct conn *conn, long long now)
+{
+    for (;;) {
+        bool could_take = conn->state == OPEN && session_wants_input(&conn->session);
+        size_t fed = conn->tls != NULL ? decrypt(loop, conn, now) : 0;
+        if (session_broken(&conn->session) == NULL && !send_some(loop, conn, now))
+            return false;
+        if (conn->tls != NULL && tls_error(conn->tls)[0] != '\0')
+            return false;
+        /* Sending may have let the session take input again, with requests waiting inside the TLS object
+         * and no socket event to come for them: look again, unless decrypt() could take input and found no
+         * whole record. */
+        bool again = conn->state == OPEN && session_wants_input(&conn->session) && (!could_take || fed > 0);
+        if (conn->tls == NULL || !again || !tls_has_input(conn->tls))
+            return true;
+    }
+}
+
+/*
+ * A TLS client that is done (its goodbye, the end of its stream, an error,
+ * or the stop), owed nothing more, is told the TLS way: a close_notify, so
+ * that it knows the stream ended and was not cut. Returns false when the
+ * connection broke sending it.
+ */
+static bool say_goodbye(struct loop *loop, struct conn *conn, long long now)
+{
+    if (conn->tls == NULL || conn->said_goodbye || !tls_handshake_done(conn->tls) || unsent(conn) > 0 ||
+        session_awaits_job(&conn->session) || conn->state == OPEN || conn->state == LINGERING)
+        return true;
+    tls_close(conn->tls);
+    conn->said_goodbye = true;
+    return send_some(loop, conn, now);
+}
+
+/*
+ * Starts the session's jobs and sends what it has to say, unless it is
+ * broken: then it is closed, and nothing more is sent. What does not fit
+ * waits, and the poller watches for room; once all is out, and no job's
+ * reply is to come, a TLS client is sent its close_notify, and the state
+ * says what comes next.
+ */
+static void flush(struct loop *loop, struct conn *conn, long long now)
+{
+    if (!decrypt_and_send(loop, conn, now) || !say_goodbye(loop, conn, now)) {
+        if (conn->tls != NULL && tls_error(conn->tls)[0] != '\0')
+            tls_broken(loop, conn);
+        else
+            conn_close(loop, conn); /* broken or reset: nobody left to answer */
+        return;
+    }
+    const char *broken = session_broken(&conn->session); /* then it is sent nothing more */
+    if (broken != NULL) {
+        give_up(loop, conn, broken);
+        return;
+    }
+    bool owed = session_awaits_job(&conn->session); /* a reply is still to come */
+    size_t left = unsent(conn);
+    if (left == 0 && !owed && (conn->state == DRAINING || conn->state == STOPPING)) {
+        conn_close(loop, conn);
+        return;
+    }
+    if (left == 0 && conn->state == REFUSING) {
+        /* Not close(): unread bytes would turn it into a reset, which can cost the client its error. */
+        sock_stop_sending(conn->sock);
+        conn->state = LINGERING;
+        conn->linger_until = now + LINGER_MS;
+    }
+    /* Watch for room while output waits; read while the session wants more, or to drop what a lingerer sends.
+     */
+    bool read_on = conn->state == LINGERING || (conn->state == OPEN && session_wants_input(&conn->session));
+    unsigned events = (left > 0 ? POLLER_WRITE : 0u) | (read_on ? POLLER_READ : 0u);
+    if (watch(loop, conn, events) != 0)
+        give_up(loop, conn, "cannot watch its socket");
+    else if (arm(loop, conn) != 0)
+        give_up(loop, conn, "out of memory for its deadlines");
+}
+
+/* Sends, before the loop waits again, for every connection queued during this wake-up. */
+static void send_pending(struct loop *loop, long long now)
+{
+    while (loop->to_send != NULL) {
+        struct conn *conn = loop->to_send;
+        loop->to_send = conn->send_next;
+        conn->to_send = false;
+        if (!conn->closed)
+            flush(loop, conn, now);
+    }
+}
+
+/*
+ * One recv() into the loop's buffer, at most READ_BUDGET bytes: what is
+ * left waits for the next wake-up, and the poller says so again (its
+ * readiness is level-triggered). The session answers the requests into
+ * its output, sent before the loop waits again.
+ */
+static void receive(struct loop *loop, struct conn *conn, long long now)
+{
+    long got = net_recv(conn->sock, loop->received, sizeof loop->received);
+    if (got < 0) {
+        if (!sock_error_is_would_block(sock_last_error()))
+            conn_close(loop, conn); /* broken or reset: nobody left to answer */
+        return;
+    }
+    if (got == 0) {
+        /* The end of the stream: the client has said all it will. Over TLS it should have said so first. */
+        if (conn->tls != NULL && tls_handshake_done(conn->tls) && !tls_peer_closed(conn->tls)) {
+            log_event(conn->peer, "closed its TLS stream without a close_notify");
+            loop->tls_unclean++;
+        }
+        conn->state = DRAINING;
+    } else if (conn->tls == NULL) {
+        judge(conn, session_feed(&conn->session, loop->received, (size_t)got, now));
+    } else if (tls_feed(conn->tls, loop->received, (size_t)got) != 0 ||
+               (decrypt(loop, conn, now), tls_error(conn->tls)[0] != '\0')) {
+        tls_broken(loop, conn);
+        return;
+    }
+    queue_send(loop, conn);
+}
+
+/* Reads and drops what a client still sends after its error, until it closes its side. */
+static void drop_input(struct loop *loop, struct conn *conn)
+{
+    long got = net_recv(conn->sock, loop->received, sizeof loop->received);
+    if (got == 0 || (got < 0 && !sock_error_is_would_block(sock_last_error())))
+        conn_close(loop, conn);
+}
+
+/* A client's socket is ready: read, or send what waits, as its state wants. */
+static void serve(struct loop *loop, struct conn *conn, unsigned events, long long now)
+{
+    if ((events & POLLER_READ) && conn->state == OPEN && session_wants_input(&conn->session))
+        receive(loop, conn, now);
+    else if ((events & POLLER_READ) && conn->state == LINGERING)
+        drop_input(loop, conn);
+    if (!conn->closed && (events & POLLER_WRITE))
+        queue_send(loop, conn);
+}
+
+/* The hub's output_ready(): a PUBLISH gave the session output, or too much. Its connection will send it. */
+static void output_ready(void *driver, struct session *session)
+{
+    queue_send(driver, conn_of_session(session));
+}
+
+/*
+ * Gives each finished job's reply to the client that asked, found by its
+ * CLIENT ID; a client that left meanwhile is not found (an id is never
+ * given again, where a socket number is at once), and its reply is dropped.
+ */
+static void deliver(struct loop *loop, struct job *jobs, long long now)
+{
+    while (jobs != NULL) {
+        struct job *job = jobs;
+        jobs = job->next;
+        struct session *session = hub_session(&loop->hub, job->client);
+        if (session == NULL) {
+            job_free(job);
+            continue;
+        }
+        struct conn *conn = conn_of_session(session);
+        judge(conn, session_finish_job(session, job, now));
+        queue_send(loop, conn);
+    }
+}
+
+/* The hub's job_counts(), for INFO: the pool's, or the loop's own while there is no pool. */
+static void count_jobs(void *driver, struct job_counts *counts)
+{
+    struct loop *loop = driver;
+    if (loop->pool != NULL)
+        pool_counts(loop->pool, counts);
+    else
+        *counts = loop->jobs;
+}
+
+/* Turns a client away at once with a one-line reply; never waits on it. */
+static void turn_away(socket_t sock, const char *peer, const char *reply, size_t len, const char *why)
+{
+    log_event(peer, "error: %s, refusing", why);
+    struct send_limit no_wait = {.stall_ms = 0};
+    net_send_all(sock, reply, len, &no_wait);
+    sock_close(sock);
+}
+
+/*
+ * Makes a struct conn for an accepted socket (with a TLS object for the
+ * TLS port, whose handshake must end within --tls-handshake-timeout) and starts
+ * watching it. Returns false if it could not.
+ */
+static bool admit(struct loop *loop, socket_t sock, const char *peer, bool tls, long long now)
+{
+    struct conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL)
+        return false;
+    char err[NET_ERR_TEXT];
+    if (tls && (conn->tls = tls_accept(loop->tls_context, err, sizeof err)) == NULL) {
+        free(conn);
+        return false;
+    }
+    conn->handshake_until = now + loop->limits.tls_handshake_timeout_s * 1000;
+    conn->sock = sock;
+    conn->state = OPEN;
+    conn->watched = POLLER_READ;
+    snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+    if (poller_add(loop->poller, sock, POLLER_READ, conn) != 0) {
+        tls_free(conn->tls);
+        free(conn);
+        return false;
+    }
+    if (session_start(&conn->session, &loop->hub, &loop->session_limits, conn->peer, now) != 0) {
+        poller_remove(loop->poller, sock);
+        tls_free(conn->tls);
+        free(conn);
+        return false;
+    }
+    conn->next = loop->first;
+    if (loop->first != NULL)
+        loop->first->prev = conn;
+    loop->first = conn;
+    log_event(conn->peer, "connected");
+    if (arm(loop, conn) != 0)
+        give_up(loop, conn, "out of memory for its deadlines");
+    return true;
+}
+
+/*
+ * Accepts the connections that wait on a listener (the TLS port's, when
+ * tls), until accept() would block or ACCEPTS_PER_WAKE are taken. A
+ * client turned away on the TLS port is not told in plaintext: it could
+ * not read it.
+ */
+static void accept_clients(struct loop *loop, socket_t listener, bool tls, long long now)
+{
+    size_t full_len = tls ? 0 : sizeof full_reply - 1, busy_len = tls ? 0 : sizeof busy_reply - 1;
+    for (int taken = 0; taken < ACCEPTS_PER_WAKE; taken++) {
+        char peer[NET_ADDR_TEXT];
+        socket_t sock = net_accept(listener, peer, sizeof peer);
+        if (sock == SOCKET_INVALID) {
+            int code = sock_last_error();
+            if (sock_error_is_would_block(code))
+                return; /* all taken */
+            if (sock_error_is_interrupt(code))
+                continue;
+            char reason[NET_ERR_TEXT];
+            log_event("server", "error: accept: %s", sock_strerror(code, reason, sizeof reason));
+            if (sock_error_is_out_of_resources(code)) {
+                /* The connection stays queued, and the listener readable: stop watching both for a moment. */
+                poller_modify(loop->poller, loop->listener, 0, &loop->listener_mark);
+                if (loop->tls_listener != SOCKET_INVALID)
+                    poller_modify(loop->poller, loop->tls_listener, 0, &loop->tls_listener_mark);
+                loop->accept_resume = now + ACCEPT_PAUSE_MS;
+                return;
+            }
+            continue; /* a client that left before we took it, say */
+        }
+        if (sock_set_nonblocking(sock, true) != 0) {
+            turn_away(sock, peer, busy_reply, busy_len, "cannot set up its socket");
+        } else if (loop->hub.clients >= (size_t)loop->limits.max_clients) {
+            loop->clients_refused++;
+            turn_away(sock, peer, full_reply, full_len, "server full");
+        } else if (!admit(loop, sock, peer, tls, now)) {
+            turn_away(sock, peer, busy_reply, busy_len, "out of memory");
+        }
+    }
+}
+
+/* The deadlines that have come: whose they are, and what each one means. */
+static void expire(struct loop *loop, long long now)
+{
+    struct timer *timer;
+    while ((timer = timers_take_due(&loop->timers, now)) != NULL) {
+        struct conn *conn = conn_of(timer);
+        long long due = conn_due(loop, conn);
+        if (due == 0)
+            continue;
+        if (due > now) { /* the deadline moved since the timer was set: set it again */
+            if (timers_set(&loop->timers, &conn->timer, due) != 0)
+                give_up(loop, conn, "out of memory for its deadlines");
+            continue;
+        }
+        if (conn->tls != NULL && !tls_handshake_done(conn->tls) && now >= conn->handshake_until) {
+            give_up(loop, conn, "TLS handshake not finished in time");
+        } else if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0 &&
+                   now >= conn->stalled_since + loop->limits.send_timeout_s * 1000) {
+            give_up(loop, conn, "not reading its replies");
+        } else if (conn->state == LINGERING) {
+            conn_close(loop, conn);
+        } else if (conn->state == OPEN) {
+            judge(conn, session_expire(&conn->session, now));
+            queue_send(loop, conn);
+        }
+    }
+}
+
+/* Stops the workers: a sleeping job wakes at once, a counting one stops at its next piece; a queued one never
+ * starts. Each one's reply, its result or "cancelled", goes to its client. */
+static void stop_pool(struct loop *loop, long long now)
+{
+    if (loop->pool == NULL)
+        return;
+    poller_remove(loop->poller, pool_descriptor(loop->pool));
+    pool_counts(loop->pool, &loop->jobs);
+    struct job *left = pool_stop(loop->pool);
+    loop->pool = NULL;
+    /* Every job queued or running is finished now, run or cancelled: the counts go on from there. */
+    loop->jobs.finished += loop->jobs.queued + loop->jobs.running;
+    loop->jobs.queued = loop->jobs.running = 0;
+    deliver(loop, left, now);
+}
+
+/*
+ * Ctrl+C: stop accepting and stop the workers, then give every client
+ * what it is owed: its job's reply, the answers to what it has already
+ * sent, and the notice. A client that takes them all is closed then; none
+ * is waited for past a second from now.
+ */
+static void begin_stop(struct loop *loop, long long now)
+{
+    loop->stopping = true;
+    loop->stop_deadline = now + NET_STOP_SEND_WAIT_MS;
+    poller_remove(loop->poller, stop_descriptor()); /* it stays readable: watched, it would wake every wait */
+    poller_remove(loop->poller, loop->listener);
+    sock_close(loop->listener);
+    loop->listener = SOCKET_INVALID;
+    if (loop->tls_listener != SOCKET_INVALID) {
+        poller_remove(loop->poller, loop->tls_listener);
+        sock_close(loop->tls_listener);
+        loop->tls_listener = SOCKET_INVALID;
+    }
+    log_event("server", "stopping: no new clients, telling the connected ones");
+    stop_pool(loop, now);
+    /* First what each client sent before the stop gets its answer (a job asked for now is cancelled)... */
+    for (struct conn *conn = loop->first, *next; conn != NULL; conn = next) {
+        next = conn->next;
+        if (conn->state == LINGERING)
+            conn_close(loop, conn); /* it has had its error; the rest of its linger is not owed */
+        else if (conn->tls != NULL && !tls_handshake_done(conn->tls))
+            conn_close(loop, conn); /* nothing can be said to it yet: not even the notice */
+        else if (conn->state == OPEN && session_wants_input(&conn->session))
+            receive(loop, conn, now);
+    }
+    /* ... then the notice, to every client still open. */
+    for (struct conn *conn = loop->first; conn != NULL; conn = conn->next) {
+        if (conn->state != OPEN)
+            continue;                /* it said goodbye, or was refused: it is on its way out already */
+        start_jobs(loop, conn, now); /* the notice comes after every reply */
+        if (conn->state != OPEN)
+            continue; /* what ran after a job said goodbye (QUIT): no notice after its +OK */
+        conn->state = STOPPING;
+        session_stop(&conn->session);
+        queue_send(loop, conn);
+    }
+}
+
+/* After the stop's second: whoever is left has not taken its replies, and is closed anyway. */
+static void end_stop(struct loop *loop)
+{
+    while (loop->first != NULL) {
+        size_t unsent;
+        if (session_output(&loop->first->session, &unsent) != NULL)
+            log_event(loop->first->peer, "error: not reading its replies at the stop, closing");
+        conn_close(loop, loop->first);
+    }
+}
+
+/* How long the next wait may last: until the nearest deadline, the end of a pause or the stop's second. */
+static int wait_ms(const struct loop *loop, long long now)
+{
+    long long until = timers_next(&loop->timers);
+    long long others[2] = {loop->accept_resume, loop->stopping ? loop->stop_deadline : 0};
+    for (int i = 0; i < 2; i++)
+        if (others[i] != 0 && (until == 0 || others[i] < until))
+            until = others[i];
+    if (until == 0)
+        return -1;
+    return until <= now ? 0 : (int)(until - now);
+}
+
+/*
+ * Makes the listener non-blocking and a poller that watches it and the
+ * stop. Returns 0, or -1 with the reason in err.
+ */
+static int start_watching(struct loop *loop, char *err, size_t err_len)
+{
+    /* Non-blocking, like every socket here: accept() until it says "would block". */
+    if (sock_set_nonblocking(loop->listener, true) != 0) {
+        snprintf(err, err_len, "cannot make the listening socket non-blocking");
+        return -1;
+    }
+    loop->poller = poller_create(64);
+    if (loop->poller == NULL) {
+        snprintf(err, err_len, "cannot create the poller (%s)", poller_name());
+        return -1;
+    }
+    if (loop->tls_listener != SOCKET_INVALID &&
+        (sock_set_nonblocking(loop->tls_listener, true) != 0 ||
+         poller_add(loop->poller, loop->tls_listener, POLLER_READ, &loop->tls_listener_mark) != 0)) {
+        snprintf(err, err_len, "cannot watch the TLS listener with %s", poller_name());
+        return -1;
+    }
+    /* The loop owns its stop: it hears it as one more descriptor becoming readable. */
+    if (poller_add(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark) != 0 ||
+        poller_add(loop->poller, stop_descriptor(), POLLER_READ, &loop->stop_mark) != 0) {
+        snprintf(err, err_len, "cannot watch the listener and the stop with %s", poller_name());
+        return -1;
+    }
+    /* And finished jobs: the pool's waker is one more descriptor too. */
+    if (loop->pool != NULL &&
+        poller_add(loop->poller, pool_descriptor(loop->pool), POLLER_READ, &loop->pool_mark) != 0) {
+        snprintf(err, err_len, "cannot watch the pool with %s", poller_name());
+        return -1;
+    }
+    return 0;
+}
+
+/* The loop: wait, dispatch, expire, send; until the stop has been given its time and every client is gone. */
+static void run(struct loop *loop)
+{
+    struct poller_event events[EVENTS_PER_WAIT];
+    long long now = monotonic_ms();
+    while (!loop->stopping || (loop->first != NULL && now < loop->stop_deadline)) {
+        int ready = poller_wait(loop->poller, events, EVENTS_PER_WAIT, wait_ms(loop, now));
+        now = monotonic_ms();
+        loop->hub.wall_clock_us = wall_clock_us(); /* TIME's, read once a wake-up as Redis caches its own */
+        if (ready < 0) {
+            /* Nothing this loop can mend: say so, and pause rather than spin (Ctrl+C still ends the pause).
+             */
+            char reason[NET_ERR_TEXT];
+            log_event("server", "error: waiting for events: %s",
+                      sock_strerror(sock_last_error(), reason, sizeof reason));
+            if (wait_for_stop(ACCEPT_PAUSE_MS) == WOKE_STOP && !loop->stopping)
+                begin_stop(loop, now);
+            continue;
+        }
+        for (int i = 0; i < ready; i++) {
+            void *data = events[i].data;
+            if (data == &loop->stop_mark) {
+                if (!loop->stopping)
+                    begin_stop(loop, now);
+            } else if (data == &loop->listener_mark) {
+                if (!loop->stopping)
+                    accept_clients(loop, loop->listener, false, now);
+            } else if (data == &loop->tls_listener_mark) {
+                if (!loop->stopping)
+                    accept_clients(loop, loop->tls_listener, true, now);
+            } else if (data == &loop->pool_mark) {
+                if (loop->pool != NULL)
+                    deliver(loop, pool_take_done(loop->pool), now);
+            } else if (!((struct conn *)data)->closed) {
+                serve(loop, data, events[i].events, now);
+            }
+        }
+        expire(loop, now);
+        send_pending(loop, now);
+        if (loop->accept_resume != 0 && now >= loop->accept_resume && !loop->stopping) {
+            loop->accept_resume = 0;
+            poller_modify(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark);
+            if (loop->tls_listener != SOCKET_INVALID)
+                poller_modify(loop->poller, loop->tls_listener, POLLER_READ, &loop->tls_listener_mark);
+        }
+        free_closed(loop);
+    }
+    end_stop(loop);
+    free_closed(loop);
+}
+
+int main(int argc, char **argv)
+{
+    program_name = "server";
+    struct loop *loop = calloc(1, sizeof *loop);
+    if (loop == NULL)
+        die("out of memory");
+    loop->limits = (struct limits){.max_args = DEFAULT_MAX_ARGS,
+                                   .max_bulk = DEFAULT_MAX_BULK,
+                                   .max_inline = DEFAULT_MAX_INLINE,
+                                   .max_query = DEFAULT_MAX_QUERY,
+                                   .max_clients = DEFAULT_MAX_CLIENTS,
+                                   .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
+                                   .request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S,
+                                   .send_timeout_s = DEFAULT_SEND_TIMEOUT_S,
+                                   .max_output = DEFAULT_MAX_OUTPUT,
+                                   .max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS,
+                                   .workers = cpu_count() < MAX_WORKERS ? cpu_count() : MAX_WORKERS,
+                                   .max_queue = DEFAULT_MAX_QUEUE,
+                                   .tls_handshake_timeout_s = DEFAULT_TLS_HANDSHAKE_S};
+    struct limits *limits = &loop->limits;
+    const struct number_option limit_options[] = {
+        {"--max-args", 1, 1024, &limits->max_args},
+        {"--max-bulk", 1, 536870912, &limits->max_bulk},
+        {"--max-inline", 16, 1048576, &limits->max_inline},
+        {"--max-query", 1024, 1073741824, &limits->max_query},
+        {"--max-clients", 1, 1000000, &limits->max_clients},
+        {"--idle-timeout", 0, 86400, &limits->idle_timeout_s},
+        {"--request-timeout", 0, 86400, &limits->request_timeout_s},
+        {"--send-timeout", 0, 86400, &limits->send_timeout_s},
+        {"--max-output", 4096, 1073741824, &limits->max_output},
+        {"--max-subscriptions", 1, 100000000, &limits->max_subscriptions},
+        {"--workers", 0, MAX_WORKERS, &limits->workers},
+        {"--max-queue", 1, 1000000, &limits->max_queue},
+        {"--tls-handshake-timeout", 1, 3600, &limits->tls_handshake_timeout_s},
+    };
+    char usage_text[sizeof usage_format + 160];
+    snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_ARGS,
+             DEFAULT_MAX_BULK, DEFAULT_MAX_INLINE, DEFAULT_MAX_QUERY, DEFAULT_MAX_CLIENTS,
+             DEFAULT_IDLE_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S, DEFAULT_MAX_OUTPUT,
+             DEFAULT_MAX_SUBSCRIPTIONS, (int)limits->workers, DEFAULT_MAX_QUEUE, DEFAULT_TLS_HANDSHAKE_S);
+    const char *tls_port = NULL, *auth_clients = "no";
+    struct tls_options tls = {0};
+    const struct text_option tls_options[] = {
+        {"--tls-port", &tls_port},
+        {"--tls-cert-file", &tls.cert_file},
+        {"--tls-key-file", &tls.key_file},
+        {"--tls-ca-cert-file", &tls.ca_file},
+        {"--tls-auth-clients", &auth_clients},
+    };
+    const struct extra_options extra = {.numbers = limit_options,
+                                        .number_count = sizeof limit_options / sizeof limit_options[0],
+                                        .texts = tls_options,
+                                        .text_count = sizeof tls_options / sizeof tls_options[0]};
+    struct options opts;
+    char err[NET_ERR_TEXT];
+    if (parse_options(argc, argv, &opts, &extra, err, sizeof err) != PARSE_OK)
+        usage_error(usage_text, "%s", err);
+    if (opts.help) {
+        fputs(usage_text, stdout);
+        free(loop);
+        return EXIT_OK;
+    }
+    unsigned port_number;
+    if (tls_port != NULL && parse_port(tls_port, &port_number) != 0)
+        usage_error(usage_text, "invalid --tls-port '%s': expected a number from 0 to 65535", tls_port);
+    if (tls_port != NULL && (tls.cert_file == NULL || tls.key_file == NULL))
+        usage_error(usage_text, "--tls-port needs --tls-cert-file and --tls-key-file");
+    if (strcmp(auth_clients, "yes") != 0 && strcmp(auth_clients, "no") != 0)
+        usage_error(usage_text, "invalid --tls-auth-clients '%s': expected yes or no", auth_clients);
+    tls.verify_peer = strcmp(auth_clients, "yes") == 0;
+    if (tls.verify_peer && tls.ca_file == NULL)
+        usage_error(usage_text, "--tls-auth-clients yes needs --tls-ca-cert-file");
+    /* An unfinished request with a bulk string of the longest may wait; the query buffer must hold one. */
+    if (limits->max_query < limits->max_bulk + 64 || limits->max_query < limits->max_inline + 2)
+        usage_error(usage_text, "--max-query must be at least --max-bulk + 64 and --max-inline + 2");
+    loop->session_limits = (struct session_limits){.resp = {.max_args = (size_t)limits->max_args,
+                                                            .max_bulk = (size_t)limits->max_bulk,
+                                                            .max_inline = (size_t)limits->max_inline},
+                                                   .max_query = (size_t)limits->max_query,
+                                                   .idle_ms = limits->idle_timeout_s * 1000,
+                                                   .request_ms = limits->request_timeout_s * 1000,
+                                                   .high_water = OUTPUT_HIGH_WATER,
+                                                   .max_output = (size_t)limits->max_output,
+                                                   .max_subscriptions = (size_t)limits->max_subscriptions};
+    hub_init(&loop->hub, monotonic_ms(), output_ready, loop);
+    loop->hub.job_counts = count_jobs;
+
+    if (net_startup() != 0)
+        die("cannot start the socket library");
+    if (stop_handler_install() != 0)
+        die("cannot install the Ctrl+C handler");
+    loop->listener = net_listen(opts.host, opts.port, err, sizeof err);
+    if (loop->listener == SOCKET_INVALID)
+        die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
+    loop->tls_listener = SOCKET_INVALID;
+    if (tls_port != NULL) {
+        /* A certificate that cannot be read, or a key that is not its own, is said now, not at the first
+         * client. */
+        loop->tls_context = tls_context_server(&tls, err, sizeof err);
+        if (loop->tls_context == NULL)
+            die("cannot serve TLS: %s", err);
+        loop->tls_listener = net_listen(opts.host, tls_port, err, sizeof err);
+        if (loop->tls_listener == SOCKET_INVALID)
+            die("cannot listen on %s:%s: %s", opts.host, tls_port, err);
+    }
+    if (limits->workers > 0) {
+        loop->pool = pool_start((int)limits->workers, (size_t)limits->max_queue, err, sizeof err);
+        if (loop->pool == NULL)
+            die("%s", err);
+    }
+    loop->jobs.workers = (int)limits->workers;
+    if (start_watching(loop, err, sizeof err) != 0)
+        die("%s", err);
+    ignore_broken_pipes(); /* a client gone, or stderr piped into a program that ended, must not end the
+                              server */
+    if (log_start() != 0)
+        die("cannot start the log's thread");
+
+    char address[NET_ADDR_TEXT];
+    if (net_local_address(loop->listener, address, sizeof address) != 0)
+        die("cannot read the listening address");
+    /* One flushed line (two with TLS): scripts and tests wait for it instead of sleeping. */
+    printf("listening on %s\n", address);
+    if (loop->tls_listener != SOCKET_INVALID) {
+        if (net_local_address(loop->tls_listener, address, sizeof address) != 0)
+            die("cannot read the TLS listening address");
+        printf("listening for TLS on %s\n", address);
+    }
+    fflush(stdout);
+
+    run(loop);
+    log_event("server", "stopped: %llu clients served, %llu requests answered, %lu refused (server full)",
+              loop->hub.connections_received, loop->hub.commands_processed, loop->clients_refused);
+    if (loop->tls_context != NULL)
+        log_event("server", "TLS: %lu clients closed without a close_notify", loop->tls_unclean);
+    log_stop(LOG_STOP_WAIT_MS);
+    poller_destroy(loop->poller);
+    timers_free(&loop->timers);
+    hub_free(&loop->hub);
+    tls_context_free(loop->tls_context);
+    free(loop);
+    stop_handler_remove();
+    net_cleanup();
+    return EXIT_OK;
+}

@@ -1,0 +1,389 @@
+/*
+ * check_ws.c - the web connection without sockets: HTTP requests, the
+ * upgrade (RFC 6455's own example), frames fed whole, a byte at a time and
+ * many at once, and each rule whose breaking fails the connection, with
+ * the close code the RFC gives it.
+ */
+#include "../ws.h"
+#include "check_suites.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct ws_limits LIMITS = {4096, 1 << 16, "http://127.0.0.1:8080"};
+
+static const char UPGRADE[] =
+    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n"
+    "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:8080\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+
+/* The output so far, as a string (taken: ws_sent()). */
+static const char *take_output(struct ws *ws)
+{
+    static char text[70000];
+    size_t len;
+    const char *out = ws_output(ws, &len);
+    ck_assert_uint_lt(len, sizeof text);
+    memcpy(text, out != NULL ? out : "", len);
+    text[len] = '\0';
+    ws_sent(ws, len);
+    return text;
+}
+
+static struct ws *opened(void)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_ptr_nonnull(ws);
+    ck_assert_int_eq(ws_feed(ws, UPGRADE, strlen(UPGRADE)), 0);
+    ck_assert_int_eq(ws_next(ws), WS_OPEN);
+    take_output(ws);
+    return ws;
+}
+
+/* A client's frame: masked with a fixed key, its length in the fewest bytes. Returns its size. */
+static size_t client_frame(unsigned char *frame, bool fin, int opcode, const void *payload, size_t len)
+{
+    static const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t n = 0;
+    frame[n++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+    if (len < 126) {
+        frame[n++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xFFFF) {
+        frame[n++] = 0x80 | 126;
+        frame[n++] = (unsigned char)(len >> 8);
+        frame[n++] = (unsigned char)len;
+    } else {
+        frame[n++] = 0x80 | 127;
+        for (int shift = 56; shift >= 0; shift -= 8)
+            frame[n++] = (unsigned char)((uint64_t)len >> shift);
+    }
+    memcpy(frame + n, mask, 4);
+    n += 4;
+    for (size_t i = 0; i < len; i++)
+        frame[n + i] = ((const unsigned char *)payload)[i] ^ mask[i % 4];
+    return n + len;
+}
+
+static void feed(struct ws *ws, const unsigned char *bytes, size_t len)
+{
+    ck_assert_int_eq(ws_feed(ws, (const char *)bytes, len), 0);
+}
+
+/* The close code of the close frame that ends the output. */
+static int close_code_sent(struct ws *ws)
+{
+    size_t len;
+    const unsigned char *out = (const unsigned char *)ws_output(ws, &len);
+    ck_assert_msg(out != NULL && len >= 4 && out[len - 4] == 0x88 && out[len - 3] == 2,
+                  "the output does not end with a close frame carrying a code (%zu bytes)", len);
+    return (out[len - 2] << 8) | out[len - 1];
+}
+
+START_TEST(test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_int_eq(ws_feed(ws, UPGRADE, strlen(UPGRADE)), 0);
+    ck_assert_int_eq(ws_next(ws), WS_OPEN);
+    const char *out = take_output(ws);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0, "the answer was: %s", out);
+    ck_assert_msg(strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL,
+                  "RFC 6455's example key must give its example accept; the answer was: %s", out);
+    ck_assert_msg(strstr(out, "Sec-WebSocket-Extensions") == NULL, "no extension was to be taken: %s", out);
+    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_request_follows)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    const char *two = "GET /app.js?v=3 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(ws_feed(ws, two, strlen(two)), 0);
+    ck_assert_int_eq(ws_next(ws), WS_REQUEST);
+    ck_assert_str_eq(ws_path(ws), "/app.js");
+    ck_assert_int_eq(ws_respond(ws, 200, "text/javascript", "x", 1), 0);
+    const char *out = take_output(ws);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
+                      strstr(out, "Content-Length: 1\r\n") != NULL,
+                  "the response was: %s", out);
+    ck_assert_int_eq(ws_next(ws), WS_REQUEST);
+    ck_assert_str_eq(ws_path(ws), "/");
+    ws_free(ws);
+}
+END_TEST
+
+/* Each bad request, and the status it must get. */
+static const struct {
+    const char *request;
+    const char *status;
+} BAD_REQUESTS[] = {
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+     "HTTP/1.1 426 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "short\r\n"
+     "Sec-WebSocket-Version: 13\r\n\r\n",
+     "HTTP/1.1 400 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n\r\n",
+     "HTTP/1.1 403 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+     "Sec-WebSocket-Version: 13\r\n\r\n",
+     "HTTP/1.1 400 "},
+    {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+    {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 "},
+    {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
+    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400 "},
+    {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+};
+
+START_TEST(test_ws_a_bad_request_gets_its_status_and_ends_the_connection)
+{
+    const char *request = BAD_REQUESTS[_i].request;
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
+    ck_assert_msg(ws_next(ws) == WS_ERROR, "request %d (%s) was not refused", _i, request);
+    const char *out = take_output(ws);
+    ck_assert_msg(strncmp(out, BAD_REQUESTS[_i].status, strlen(BAD_REQUESTS[_i].status)) == 0,
+                  "request %d: expected \"%s...\", got \"%.40s\" (%s)", _i, BAD_REQUESTS[_i].status, out,
+                  ws_error(ws));
+    if (strstr(BAD_REQUESTS[_i].status, "426") != NULL)
+        ck_assert_msg(strstr(out, "Sec-WebSocket-Version: 13\r\n") != NULL, "a 426 must say the version: %s",
+                      out);
+    ck_assert(ws_finished(ws));
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_head_that_never_ends_is_refused_at_the_limit)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    const char *start = "GET / HTTP/1.1\r\nHost: x\r\nX-Long: ";
+    ck_assert_int_eq(ws_feed(ws, start, strlen(start)), 0);
+    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    char filler[1024];
+    memset(filler, 'a', sizeof filler);
+    enum ws_event event = WS_MORE;
+    for (int i = 0; i < 8 && event == WS_MORE; i++) {
+        ck_assert_int_eq(ws_feed(ws, filler, sizeof filler), 0);
+        event = ws_next(ws);
+    }
+    ck_assert_int_eq(event, WS_ERROR);
+    ck_assert_msg(strncmp(take_output(ws), "HTTP/1.1 431 ", 13) == 0, "expected a 431");
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_text_frame_fed_one_byte_at_a_time_is_one_message)
+{
+    struct ws *ws = opened();
+    unsigned char frame[64];
+    size_t n = client_frame(frame, true, 1, "PING", 4);
+    for (size_t i = 0; i < n; i++) {
+        feed(ws, frame + i, 1);
+        enum ws_event event = ws_next(ws);
+        ck_assert_msg(event == (i + 1 < n ? WS_MORE : WS_TEXT), "after byte %zu of %zu: event %d", i + 1, n,
+                      event);
+    }
+    size_t len;
+    const char *text = ws_message(ws, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(text, "PING", 4);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time)
+{
+    struct ws *ws = opened();
+    unsigned char frames[256];
+    size_t n = 0;
+    n += client_frame(frames + n, true, 1, "one", 3);
+    n += client_frame(frames + n, true, 9, "hb", 2); /* a ping between them */
+    n += client_frame(frames + n, true, 2, "\x00\x01", 2);
+    feed(ws, frames, n);
+    size_t len;
+    ck_assert_int_eq(ws_next(ws), WS_TEXT);
+    ck_assert_mem_eq(ws_message(ws, &len), "one", 3);
+    ck_assert_int_eq(ws_next(ws), WS_BINARY);
+    ck_assert_mem_eq(ws_message(ws, &len), "\x00\x01", 2);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    ck_assert_mem_eq(take_output(ws), "\x8a\x02hb", 4); /* the pong, its payload the ping's */
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_fragments_with_a_ping_between_them_make_one_message)
+{
+    struct ws *ws = opened();
+    unsigned char frames[256];
+    size_t n = 0;
+    n += client_frame(frames + n, false, 1, "Hello, ", 7);
+    n += client_frame(frames + n, true, 9, "", 0);
+    n += client_frame(frames + n, false, 0, "w\xc3", 2); /* a character cut across two fragments */
+    n += client_frame(frames + n, true, 0, "\xb6rld", 4);
+    feed(ws, frames, n);
+    ck_assert_int_eq(ws_next(ws), WS_TEXT);
+    size_t len;
+    const char *text = ws_message(ws, &len);
+    ck_assert_uint_eq(len, 13);
+    ck_assert_mem_eq(text, "Hello, w\xc3\xb6rld", 13);
+    ws_free(ws);
+}
+END_TEST
+
+/* Frames that break a rule, each with the close code the RFC gives it. */
+static const struct {
+    unsigned char bytes[16];
+    size_t len;
+    int code;
+    const char *why;
+} BROKEN_FRAMES[] = {
+    {{0x81, 0x02, 'h', 'i'}, 4, 1002, "not masked"},
+    {{0xC1, 0x80, 1, 2, 3, 4}, 6, 1002, "RSV1 set: no extension was agreed"},
+    {{0x83, 0x80, 1, 2, 3, 4}, 6, 1002, "opcode 3"},
+    {{0x09, 0x80, 1, 2, 3, 4}, 6, 1002, "a ping fragmented"},
+    {{0x89, 0xFE, 0x00, 0x7E}, 4, 1002, "a ping of 126 bytes"},
+    {{0x80, 0x80, 1, 2, 3, 4}, 6, 1002, "a continuation with no message begun"},
+    {{0x81, 0xFE, 0x00, 0x05, 1, 2, 3, 4, 'a', 'b', 'c', 'd', 'e'},
+     13,
+     1002,
+     "a length not in the fewest bytes"},
+    {{0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0}, 10, 1002, "a length with its top bit set"},
+    {{0x82, 0xFF, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF}, 10, 1009, "2 GiB declared, past the limit"},
+    {{0x88, 0x81, 0, 0, 0, 0, 0x03}, 7, 1002, "a close of one byte"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xED}, 8, 1002, "close code 1005, which no peer may send"},
+    {{0x81, 0x82, 0, 0, 0, 0, 0xC0, 0x80}, 8, 1007, "an overlong NUL in text"},
+    {{0x81, 0x83, 0, 0, 0, 0, 0xED, 0xA0, 0x80}, 9, 1007, "a UTF-16 surrogate in text"},
+};
+
+START_TEST(test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code)
+{
+    struct ws *ws = opened();
+    feed(ws, BROKEN_FRAMES[_i].bytes, BROKEN_FRAMES[_i].len);
+    enum ws_event event = ws_next(ws);
+    ck_assert_msg(event == WS_ERROR, "frame %d (%s): event %d, not WS_ERROR", _i, BROKEN_FRAMES[_i].why,
+                  event);
+    int code = close_code_sent(ws);
+    ck_assert_msg(code == BROKEN_FRAMES[_i].code, "frame %d (%s): close code %d, expected %d (%s)", _i,
+                  BROKEN_FRAMES[_i].why, code, BROKEN_FRAMES[_i].code, ws_error(ws));
+    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends)
+{
+    struct ws *ws = opened();
+    unsigned char frame[64];
+    size_t n = client_frame(frame, false, 1, "ok \xff", 4); /* 0xFF is never UTF-8, and no FIN yet */
+    feed(ws, frame, n);
+    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ck_assert_int_eq(close_code_sent(ws), 1007);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_new_message_inside_a_fragmented_one_fails)
+{
+    struct ws *ws = opened();
+    unsigned char frames[64];
+    size_t n = client_frame(frames, false, 1, "a", 1);
+    n += client_frame(frames + n, true, 1, "b", 1);
+    feed(ws, frames, n);
+    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ck_assert_int_eq(close_code_sent(ws), 1002);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_close_is_answered_with_its_code_and_ends_the_connection)
+{
+    struct ws *ws = opened();
+    unsigned char frame[64];
+    size_t n = client_frame(frame, true, 8, "\x0f\xa0going", 7); /* 4000, an application's code */
+    feed(ws, frame, n);
+    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    ck_assert_int_eq(close_code_sent(ws), 4000);
+    ck_assert(!ws_finished(ws)); /* not before the answer is sent */
+    take_output(ws);
+    ck_assert(ws_finished(ws));
+    ck_assert_int_eq(ws_send_text(ws, "late", 4), -1);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close)
+{
+    struct ws *ws = opened();
+    ws_close(ws, 1001, "stopping");
+    const char *out = take_output(ws);
+    ck_assert_mem_eq(out, "\x88\x0a\x03\xe9stopping", 12);
+    unsigned char frames[64];
+    size_t n = client_frame(frames, true, 1, "PING", 4);
+    n += client_frame(frames + n, true, 8, "\x03\xe8", 2);
+    feed(ws, frames, n);
+    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    size_t len;
+    ck_assert_ptr_null(ws_output(ws, &len)); /* one close each way, no more */
+    ck_assert(ws_finished(ws));
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_server_frames_give_their_length_in_the_fewest_bytes)
+{
+    static char text[70000];
+    memset(text, 'x', sizeof text);
+    const size_t sizes[] = {0, 125, 126, 65535, 65536};
+    const unsigned char heads[][10] = {{0x81, 0},
+                                       {0x81, 125},
+                                       {0x81, 126, 0, 126},
+                                       {0x81, 126, 0xFF, 0xFF},
+                                       {0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}};
+    const size_t head_lens[] = {2, 2, 4, 4, 10};
+    for (int i = 0; i < 5; i++) {
+        struct ws *ws = opened();
+        ck_assert_int_eq(ws_send_text(ws, text, sizes[i]), 0);
+        size_t len;
+        const char *out = ws_output(ws, &len);
+        ck_assert_msg(len == head_lens[i] + sizes[i], "a message of %zu bytes: a frame of %zu", sizes[i],
+                      len);
+        ck_assert_msg(memcmp(out, heads[i], head_lens[i]) == 0, "a message of %zu bytes: its header differs",
+                      sizes[i]);
+        ws_free(ws);
+    }
+}
+END_TEST
+
+Suite *make_ws_suite(void)
+{
+    Suite *suite = suite_create("ws");
+    TCase *http = tcase_create("http");
+    tcase_add_test(http, test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example);
+    tcase_add_test(http,
+                   test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_request_follows);
+    tcase_add_loop_test(http, test_ws_a_bad_request_gets_its_status_and_ends_the_connection, 0,
+                        (int)(sizeof BAD_REQUESTS / sizeof BAD_REQUESTS[0]));
+    tcase_add_test(http, test_ws_a_head_that_never_ends_is_refused_at_the_limit);
+    suite_add_tcase(suite, http);
+    TCase *frames = tcase_create("frames");
+    tcase_add_test(frames, test_ws_a_text_frame_fed_one_byte_at_a_time_is_one_message);
+    tcase_add_test(frames, test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time);
+    tcase_add_test(frames, test_ws_fragments_with_a_ping_between_them_make_one_message);
+    tcase_add_loop_test(frames, test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code, 0,
+                        (int)(sizeof BROKEN_FRAMES / sizeof BROKEN_FRAMES[0]));
+    tcase_add_test(frames, test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends);
+    tcase_add_test(frames, test_ws_a_new_message_inside_a_fragmented_one_fails);
+    tcase_add_test(frames, test_ws_server_frames_give_their_length_in_the_fewest_bytes);
+    suite_add_tcase(suite, frames);
+    TCase *closing = tcase_create("close");
+    tcase_add_test(closing, test_ws_a_close_is_answered_with_its_code_and_ends_the_connection);
+    tcase_add_test(closing, test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close);
+    suite_add_tcase(suite, closing);
+    return suite;
+}
