@@ -318,7 +318,9 @@ static enum ws_event next_request(struct ws *ws)
         if (memcmp(begin + i, "\r\n\r\n", 4) == 0)
             end = begin + i;
     if (end == NULL)
-        return held > ws->limits.max_head ? fail_http(ws, 431, "the request's head is too long") : WS_MORE;
+        /* Up to 3 of the bytes held may be the start of the blank line: the head is at least held - 3. */
+        return held > ws->limits.max_head + 3 ? fail_http(ws, 431, "the request's head is too long")
+                                              : WS_MORE;
     if ((size_t)(end - begin) > ws->limits.max_head)
         return fail_http(ws, 431, "the request's head is too long");
     if (memchr(begin, '\0', (size_t)(end - begin)) != NULL)
