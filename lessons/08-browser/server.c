@@ -1,36 +1,44 @@
 /*
- * server.c - lesson 07: TLS on a port of its own, in the event loop.
+ * server.c - lesson 08: a web page talks to the server, over WebSocket.
  *
- * Everything lesson 06 does is here, on the plain port (9090). With
- * --tls-port, a second listener takes TLS clients: each gets a TLS object
- * (tls.h) between its socket and its session. The loop still moves bytes
- * and the session still sees only plaintext; what is new is in between:
- * receive() feeds the records to the TLS object and decrypt() gives the
- * plaintext to the session while it wants input, encrypt() turns the
- * session's replies into records at most TLS_AHEAD bytes ahead of the
- * socket, decrypt_and_send() looks inside the TLS object again when
- * sending lets the session take more (no socket event will say requests
- * wait there), and say_goodbye() ends a TLS client with a close_notify.
- * A handshake has a deadline; a broken stream is logged and closed.
+ * Everything lesson 07 does is here, on the RESP ports. With --http-port
+ * (and --https-port, with 07's certificates), one more listener takes
+ * browsers: each connection gets a WebSocket object (ws.h) between its
+ * socket (or its TLS) and its session. First it speaks HTTP/1.1: a GET
+ * for one of the page's files is answered from memory (pages.h), and
+ * GET /ws upgrades it. Then each message from the page is fed to the
+ * session as the bytes of its requests (unframe()), and what the session
+ * answers goes back in binary messages at most WS_AHEAD bytes ahead of
+ * the socket (frame()). The session is the same as redis-cli's: a page
+ * that SUBSCRIBEs hears redis-cli's PUBLISH. The layers are
  *
- * Run:   make && ./server --tls-port 6380 --tls-cert-file certs/server.crt \
- *            --tls-key-file certs/server.key
- *        (then redis-cli -p 6380 --tls --cacert certs/ca.crt PING,
- *         or ./client --port 6380 --tls --tls-ca-cert-file certs/ca.crt)
- * Read:  README.md, then tls.h and tls.c, and
- *        `make diff FROM=06 TO=07` at the top of the course.
+ *     session <-> WebSocket <-> TLS <-> socket
+ *
+ * each without I/O, each optional but the session; plain_output() and
+ * plain_sent() are where the one above meets the one below. A connection
+ * that has not upgraded within --http-timeout is closed; a close from the
+ * page is answered and the connection closed; the stop's notice is the
+ * last message before a close with code 1001 (going away).
+ *
+ * Run:   make && ./server --http-port 8080, then open http://127.0.0.1:8080/
+ *        (with TLS: make certs, --https-port 8443 --tls-cert-file certs/server.crt
+ *         --tls-key-file certs/server.key, and https://localhost:8443/)
+ * Read:  README.md, then ws.h and ws.c, pages.h, web/app.js, and
+ *        `make diff FROM=07 TO=08` at the top of the course.
  */
 #include "cli.h"
 #include "hub.h"
 #include "job.h"
 #include "log.h"
 #include "net.h"
+#include "pages.h"
 #include "platform.h"
 #include "poller.h"
 #include "pool.h"
 #include "session.h"
 #include "timers.h"
 #include "tls.h"
+#include "ws.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,6 +60,8 @@
 #define DEFAULT_MAX_QUEUE         1024    /* jobs waiting for a worker; more are refused */
 #define MAX_WORKERS               256     /* --workers at most; the default is the processors, up to this */
 #define DEFAULT_TLS_HANDSHAKE_S   10      /* a TLS handshake that never ends would hold its memory for ever */
+#define DEFAULT_HTTP_TIMEOUT_S    10      /* a web connection must upgrade to WebSocket within this */
+#define MAX_HTTP_HEAD             8192    /* bytes of an HTTP request's line and headers */
 
 /* How long to stop accepting when the process is out of descriptors (as memcached does). */
 #define ACCEPT_PAUSE_MS 100
@@ -63,6 +73,10 @@
  * see it.
  */
 #define TLS_AHEAD 16384
+
+/* The session's output put into WebSocket frames ahead of the socket (or the TLS), per web client: the same
+ * rule. */
+#define WS_AHEAD 16384
 
 /* At the end, how long the log may take to reach stderr: a stderr nobody reads must not hold up the exit. */
 #define LOG_STOP_WAIT_MS 1000
@@ -110,11 +124,19 @@ static const char usage_format[] =
     "  --tls-ca-cert-file FILE the CAs whose certificates clients may show, PEM\n"
     "  --tls-auth-clients yes|no  clients must show a certificate from those CAs (default no)\n"
     "  --tls-handshake-timeout SECS  close a TLS client whose handshake takes longer (default %d)\n"
+    "  --http-port PORT        also serve the page and its WebSocket on this port (default: no web)\n"
+    "  --https-port PORT       the same over TLS, with the certificate above (default: none)\n"
+    "  --web-folder DIR        where the page's files are read from at start (default: web beside the "
+    "program)\n"
+    "  --http-timeout SECS     close a web connection that has not upgraded to WebSocket by then (default "
+    "%d)\n"
     "  --help                  print this help and exit\n"
     "Ctrl+C stops the server gracefully; a second Ctrl+C ends it at once.\n";
 
 static const char full_reply[] = "-ERR max number of clients reached\r\n"; /* Redis's words */
 static const char busy_reply[] = "-ERR server busy\r\n";
+static const char web_busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                     "Connection: close\r\n\r\n"; /* the web port's words for both */
 
 struct limits {
     long max_args;
@@ -130,6 +152,17 @@ struct limits {
     long workers;
     long max_queue;
     long tls_handshake_timeout_s;
+    long http_timeout_s;
+};
+
+/* The ports: RESP in plaintext and over TLS, the web's over HTTP and over HTTPS. All but the first are
+ * optional. */
+enum port { PORT_RESP, PORT_TLS, PORT_HTTP, PORT_HTTPS, PORT_COUNT };
+
+struct listener {
+    socket_t sock; /* SOCKET_INVALID when not asked for, or once the stop has closed it */
+    bool tls;      /* its clients speak TLS */
+    bool web;      /* its clients speak HTTP, then WebSocket */
 };
 
 /* Where a connection is in its life: each is what a thread per client knew by where it was in its code. */
@@ -158,6 +191,8 @@ struct conn {
     struct tls *tls; /* its TLS, on the TLS port (NULL on the plain one): bytes on the wire are records */
     long long handshake_until; /* when its TLS handshake must be done by */
     bool said_goodbye;         /* its TLS close_notify is queued: nothing more is encrypted */
+    struct ws *ws;             /* its WebSocket, on the web ports (NULL on the others): HTTP, then frames */
+    bool upgraded;             /* its GET /ws was accepted: messages from now on */
     char peer[NET_ADDR_TEXT];  /* "host:port", for the log */
 };
 
@@ -166,9 +201,10 @@ struct loop {
     struct limits limits;
     struct session_limits session_limits;
     struct poller *poller;
-    socket_t listener;     /* SOCKET_INVALID once the stop has closed it */
-    socket_t tls_listener; /* the TLS port's (--tls-port); SOCKET_INVALID without it, or once closed */
+    struct listener listeners[PORT_COUNT];
     struct tls_context *tls_context; /* the certificate, the key, what clients must show */
+    struct ws_limits ws_limits;      /* what a web client may send */
+    struct pages pages;              /* the page's files, in memory */
     unsigned long tls_unclean;       /* TLS clients that closed without a close_notify */
     long long accept_resume; /* when accepting resumes after running out of descriptors (0: not paused) */
     struct timers timers;
@@ -181,7 +217,7 @@ struct loop {
     bool stopping;
     long long stop_deadline; /* once stopping: when every connection left is closed anyway */
     unsigned long clients_refused;
-    char listener_mark, tls_listener_mark, stop_mark, pool_mark; /* their addresses tell these events apart */
+    char stop_mark, pool_mark;   /* their addresses (and the listeners') tell these events apart */
     char received[READ_BUDGET];  /* what one recv() reads into, for every client in turn */
     char plaintext[READ_BUDGET]; /* what a TLS client's records decrypt to, fed to its session */
 };
@@ -208,6 +244,8 @@ static void conn_close(struct loop *loop, struct conn *conn)
     session_end(&conn->session);
     tls_free(conn->tls);
     conn->tls = NULL;
+    ws_free(conn->ws);
+    conn->ws = NULL;
     if (conn->prev != NULL)
         conn->prev->next = conn->next;
     else
@@ -258,13 +296,32 @@ static int watch(struct loop *loop, struct conn *conn, unsigned events)
     return poller_modify(loop->poller, conn->sock, events, conn);
 }
 
+/* Whether the connection is still being set up: its TLS handshake, or a web client's upgrade, is not done. */
+static bool setting_up(const struct conn *conn)
+{
+    return (conn->tls != NULL && !tls_handshake_done(conn->tls)) || (conn->ws != NULL && !conn->upgraded);
+}
+
+/*
+ * Whether the connection takes input now: it is open, its session wants
+ * more, and a web client's own answers (pages, pongs) are not piling up
+ * unread: a client that asks and never reads must not fill the memory.
+ */
+static bool wants_input(const struct conn *conn)
+{
+    size_t answers = 0;
+    if (conn->ws != NULL)
+        ws_output(conn->ws, &answers);
+    return conn->state == OPEN && session_wants_input(&conn->session) && answers < OUTPUT_HIGH_WATER;
+}
+
 /* The nearest of the connection's deadlines, or 0 for none. */
 static long long conn_due(const struct loop *loop, const struct conn *conn)
 {
     long long due = conn->state == OPEN ? session_deadline(&conn->session) : 0;
     if (conn->state == LINGERING)
         due = conn->linger_until;
-    if (conn->tls != NULL && !tls_handshake_done(conn->tls) && (due == 0 || conn->handshake_until < due))
+    if (setting_up(conn) && (due == 0 || conn->handshake_until < due))
         due = conn->handshake_until;
     if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0) {
         long long give_up_at = conn->stalled_since + loop->limits.send_timeout_s * 1000;
@@ -386,11 +443,65 @@ static void tls_broken(struct loop *loop, struct conn *conn)
 }
 
 /*
- * Encrypts what the session has to say into TLS records, while at most
- * TLS_AHEAD bytes of them wait for the socket: the rest stays in the
- * session's output, where the high-water mark and --max-output see it
- * (and the records waiting count too: session_in_transit()). Each piece
- * taken is, for the session, sent. Returns 0, or -1 when the stream broke.
+ * What goes below the session, to the TLS or the socket: a web client's
+ * WebSocket output (pages, frames, pongs, its close), or the session's own.
+ */
+static const char *plain_output(const struct conn *conn, size_t *len)
+{
+    return conn->ws != NULL ? ws_output(conn->ws, len) : session_output(&conn->session, len);
+}
+
+/* The first len bytes of plain_output() went below (sent, or encrypted: for the layer above, the same). */
+static void plain_sent(struct loop *loop, struct conn *conn, size_t len, long long now)
+{
+    if (conn->ws != NULL) {
+        ws_sent(conn->ws, len);
+        return;
+    }
+    judge(conn, session_sent(&conn->session, len, now));
+    start_jobs(loop, conn, now); /* the requests it ran may have made one */
+}
+
+/* The bytes below the session, on their way: a web client's frames, a TLS client's records. */
+static size_t below(const struct conn *conn)
+{
+    size_t framed = 0, records = 0;
+    if (conn->ws != NULL)
+        ws_output(conn->ws, &framed);
+    if (conn->tls != NULL)
+        tls_output(conn->tls, &records);
+    return framed + records;
+}
+
+/*
+ * Puts what the session has to say into binary WebSocket messages, while
+ * at most WS_AHEAD bytes of frames wait below: the rest stays in the
+ * session's output, where the high-water mark and --max-output see it.
+ * Binary, because a reply may hold any bytes and a text message must be
+ * UTF-8; where one message ends means nothing to RESP, and the page's
+ * reader puts replies together across them. Returns 0, or -1 when out of
+ * memory.
+ */
+static int frame(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t waiting, len;
+    const char *plain;
+    while (ws_open(conn->ws) && (ws_output(conn->ws, &waiting), waiting) < WS_AHEAD &&
+           (plain = session_output(&conn->session, &len)) != NULL) {
+        size_t piece = len < WS_AHEAD ? len : WS_AHEAD;
+        if (ws_send_binary(conn->ws, plain, piece) != 0)
+            return -1;
+        judge(conn, session_sent(&conn->session, piece, now));
+        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+    }
+    return 0;
+}
+
+/*
+ * Encrypts what the layer above has to say (plain_output()) into TLS
+ * records, while at most TLS_AHEAD bytes of them wait for the socket: the
+ * rest stays above, where the limits see it. Each piece taken is, for the
+ * layer above, sent. Returns 0, or -1 when the stream broke.
  */
 static int encrypt(struct loop *loop, struct conn *conn, long long now)
 {
@@ -398,24 +509,22 @@ static int encrypt(struct loop *loop, struct conn *conn, long long now)
     const char *plain;
     while (!conn->said_goodbye && tls_handshake_done(conn->tls) &&
            (tls_output(conn->tls, &waiting), waiting) < TLS_AHEAD &&
-           (plain = session_output(&conn->session, &len)) != NULL) {
+           (plain = plain_output(conn, &len)) != NULL) {
         size_t piece = len < TLS_AHEAD ? len : TLS_AHEAD;
         if (tls_write(conn->tls, plain, piece) < 0)
             return -1;
-        judge(conn, session_sent(&conn->session, piece, now));
-        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+        plain_sent(loop, conn, piece, now);
     }
-    tls_output(conn->tls, &waiting);
-    session_in_transit(&conn->session, waiting);
     return 0;
 }
 
 /*
- * Sends what fits of the session's output (of a TLS client: of its
- * records, encrypted as they go). Each send tells the session how much
- * went, and it may answer requests it held back meanwhile, one of them a
- * slow command: its job is started at once. Returns false when the
- * connection broke (a TLS client's stream too: tls_error() says so).
+ * Sends what fits of the session's output (of a web client: of its
+ * frames; of a TLS client: of its records; made as they go). Each send
+ * tells the layer above how much went, and the session may answer
+ * requests it held back meanwhile, one of them a slow command: its job is
+ * started at once. Returns false when the connection broke (a TLS
+ * client's stream too: tls_error() says so).
  */
 static bool send_some(struct loop *loop, struct conn *conn, long long now)
 {
@@ -423,9 +532,12 @@ static bool send_some(struct loop *loop, struct conn *conn, long long now)
     const char *bytes;
     start_jobs(loop, conn, now);
     for (;;) {
+        if (conn->ws != NULL && frame(loop, conn, now) != 0)
+            return false;
         if (conn->tls != NULL && encrypt(loop, conn, now) != 0)
             return false;
-        bytes = conn->tls != NULL ? tls_output(conn->tls, &len) : session_output(&conn->session, &len);
+        session_in_transit(&conn->session, below(conn)); /* what waits below counts against its limits too */
+        bytes = conn->tls != NULL ? tls_output(conn->tls, &len) : plain_output(conn, &len);
         if (bytes == NULL)
             break;
         long sent = sock_send(conn->sock, bytes, len);
@@ -441,23 +553,95 @@ static bool send_some(struct loop *loop, struct conn *conn, long long now)
         }
         conn->stalled_since = 0; /* progress: the clock stops */
         if (conn->tls != NULL) {
-            tls_sent(conn->tls, (size_t)sent); /* the records: the session was told as they were made */
+            tls_sent(conn->tls, (size_t)sent); /* the records: the layer above was told as they were made */
             continue;
         }
-        judge(conn, session_sent(&conn->session, (size_t)sent, now));
-        start_jobs(loop, conn, now); /* the requests it ran may have made one */
+        plain_sent(loop, conn, (size_t)sent, now);
     }
     return true;
 }
 
-/* The bytes the connection still has to send: the session's output, and a TLS client's records. */
+/*
+ * The bytes the connection still has to send: the session's output (a web
+ * client's only while its WebSocket takes messages: after a close, the
+ * rest is never sent), and what waits below it.
+ */
 static size_t unsent(const struct conn *conn)
 {
-    size_t plain, records = 0;
-    session_output(&conn->session, &plain);
-    if (conn->tls != NULL)
-        tls_output(conn->tls, &records);
-    return plain + records;
+    size_t plain = 0;
+    if (conn->ws == NULL || ws_open(conn->ws))
+        session_output(&conn->session, &plain);
+    return plain + below(conn);
+}
+
+/* Answers a web client's GET for one of the page's files (or the 404), and logs it. */
+static void answer_page(struct loop *loop, struct conn *conn)
+{
+    static const char not_found[] = "no such page here: try /\n";
+    const struct page *page = pages_find(&loop->pages, ws_path(conn->ws));
+    int status = page != NULL ? 200 : 404;
+    int failed = page != NULL ? ws_respond(conn->ws, 200, page->type, page->body, page->len)
+                              : ws_respond(conn->ws, 404, "text/plain; charset=utf-8", not_found,
+                                           sizeof not_found - 1);
+    log_event(conn->peer, "GET %s: %d", ws_path(conn->ws), status);
+    if (failed != 0) {
+        log_event(conn->peer, "error: out of memory for its page, closing");
+        conn->state = REFUSING;
+    }
+}
+
+/*
+ * Takes what a web client sent, while it takes input: a GET for a page is
+ * answered from memory, GET /ws is the upgrade, and each message, text or
+ * binary, is fed to the session as the bytes of its requests, as if they
+ * had come on the RESP port. The page's close ends it; a broken rule is
+ * logged, and its answer (an HTTP error, or a close frame) is the last
+ * thing sent. Returns the messages and requests taken.
+ */
+static size_t unframe(struct loop *loop, struct conn *conn, long long now)
+{
+    size_t taken = 0;
+    while (wants_input(conn)) {
+        enum ws_event event = ws_next(conn->ws);
+        if (event == WS_MORE)
+            break;
+        taken++;
+        if (event == WS_REQUEST) {
+            answer_page(loop, conn);
+        } else if (event == WS_OPEN) {
+            conn->upgraded = true;
+            log_event(conn->peer, "upgraded to WebSocket");
+        } else if (event == WS_TEXT || event == WS_BINARY) {
+            size_t len;
+            const char *message = ws_message(conn->ws, &len);
+            judge(conn, session_feed(&conn->session, message, len, now));
+        } else if (event == WS_CLOSE) {
+            conn->state = DRAINING; /* its close is answered in the output: send it, then close */
+        } else {
+            log_event(conn->peer, "error: %s, closing", ws_error(conn->ws));
+            conn->state = REFUSING;
+        }
+    }
+    return taken;
+}
+
+/* Gives bytes a client sent to the layer above the socket (or the TLS): its WebSocket, or its session. */
+static void take(struct loop *loop, struct conn *conn, const char *bytes, size_t len, long long now)
+{
+    if (conn->ws == NULL) {
+        judge(conn, session_feed(&conn->session, bytes, len, now));
+    } else if (ws_feed(conn->ws, bytes, len) != 0) {
+        log_event(conn->peer, "error: out of memory for its input, closing");
+        conn->state = REFUSING;
+    } else {
+        unframe(loop, conn, now);
+    }
+}
+
+/* Whether bytes received wait inside a layer (TLS, WebSocket), that no socket event will announce again. */
+static bool has_input(const struct conn *conn)
+{
+    return (conn->tls != NULL && tls_has_input(conn->tls)) || (conn->ws != NULL && ws_has_input(conn->ws));
 }
 
 /*
@@ -469,12 +653,12 @@ static size_t unsent(const struct conn *conn)
 static size_t decrypt(struct loop *loop, struct conn *conn, long long now)
 {
     size_t fed = 0;
-    while (conn->state == OPEN && session_wants_input(&conn->session)) {
+    while (wants_input(conn)) {
         long got = tls_read(conn->tls, loop->plaintext, sizeof loop->plaintext);
         if (got <= 0)
             break; /* none whole yet, its close_notify, or a broken stream (tls_error() says) */
         fed += (size_t)got;
-        judge(conn, session_feed(&conn->session, loop->plaintext, (size_t)got, now));
+        take(loop, conn, loop->plaintext, (size_t)got, now);
     }
     if (conn->state == OPEN && tls_peer_closed(conn->tls))
         conn->state = DRAINING; /* its close_notify: it has said all it will */
@@ -482,39 +666,51 @@ static size_t decrypt(struct loop *loop, struct conn *conn, long long now)
 }
 
 /*
- * Sends what the session has to say (decrypting first what a TLS client's
- * records hold, and again while sending lets its session take more).
- * Returns false when the connection broke; a TLS stream that broke says
- * so in tls_error().
+ * Sends what the session has to say (taking first what waits inside a
+ * client's layers: a TLS client's records, a web client's messages; and
+ * again while sending lets its session take more). Returns false when the
+ * connection broke; a TLS stream that broke says so in tls_error().
  */
 static bool decrypt_and_send(struct loop *loop, struct conn *conn, long long now)
 {
     for (;;) {
-        bool could_take = conn->state == OPEN && session_wants_input(&conn->session);
-        size_t fed = conn->tls != NULL ? decrypt(loop, conn, now) : 0;
+        bool could_take = wants_input(conn);
+        size_t fed = conn->ws != NULL ? unframe(loop, conn, now) : 0;
+        fed += conn->tls != NULL ? decrypt(loop, conn, now) : 0;
         if (session_broken(&conn->session) == NULL && !send_some(loop, conn, now))
             return false;
         if (conn->tls != NULL && tls_error(conn->tls)[0] != '\0')
             return false;
-        /* Sending may have let the session take input again, with requests waiting inside the TLS object
-         * and no socket event to come for them: look again, unless decrypt() could take input and found no
-         * whole record. */
-        bool again = conn->state == OPEN && session_wants_input(&conn->session) && (!could_take || fed > 0);
-        if (conn->tls == NULL || !again || !tls_has_input(conn->tls))
+        /* Sending may have let the session take input again, with requests waiting inside a layer and no
+         * socket event to come for them: look again, unless it could take input and nothing whole was there.
+         */
+        bool again = wants_input(conn) && (!could_take || fed > 0);
+        if (!again || !has_input(conn))
             return true;
     }
 }
 
 /*
- * A TLS client that is done (its goodbye, the end of its stream, an error,
- * or the stop), owed nothing more, is told the TLS way: a close_notify, so
- * that it knows the stream ended and was not cut. Returns false when the
- * connection broke sending it.
+ * A client that is done (its goodbye, the end of its stream, an error, or
+ * the stop), owed nothing more, is told so by each layer, top down: a web
+ * client gets a close frame (1001, going away, at the stop), then a TLS
+ * client a close_notify, so that it knows the stream ended and was not
+ * cut. Returns false when the connection broke sending them.
  */
 static bool say_goodbye(struct loop *loop, struct conn *conn, long long now)
 {
-    if (conn->tls == NULL || conn->said_goodbye || !tls_handshake_done(conn->tls) || unsent(conn) > 0 ||
-        session_awaits_job(&conn->session) || conn->state == OPEN || conn->state == LINGERING)
+    if (unsent(conn) > 0 || session_awaits_job(&conn->session) || conn->state == OPEN ||
+        conn->state == LINGERING)
+        return true;
+    if (conn->ws != NULL && ws_open(conn->ws)) {
+        bool stop = conn->state == STOPPING;
+        ws_close(conn->ws, stop ? 1001 : 1000, stop ? "the server is stopping" : "");
+        if (!send_some(loop, conn, now))
+            return false;
+        if (unsent(conn) > 0)
+            return true; /* the close_notify goes after the close frame, once that has gone */
+    }
+    if (conn->tls == NULL || conn->said_goodbye || !tls_handshake_done(conn->tls))
         return true;
     tls_close(conn->tls);
     conn->said_goodbye = true;
@@ -544,11 +740,14 @@ static void flush(struct loop *loop, struct conn *conn, long long now)
     }
     bool owed = session_awaits_job(&conn->session); /* a reply is still to come */
     size_t left = unsent(conn);
-    if (left == 0 && !owed && (conn->state == DRAINING || conn->state == STOPPING)) {
+    bool done = left == 0 && !owed && (conn->state == DRAINING || conn->state == STOPPING);
+    /* A web client whose close we sent, and whose close has not come, is let answer it before TCP ends. */
+    bool answer_owed = conn->ws != NULL && conn->upgraded && !ws_finished(conn->ws);
+    if (done && !answer_owed) {
         conn_close(loop, conn);
         return;
     }
-    if (left == 0 && conn->state == REFUSING) {
+    if (left == 0 && (conn->state == REFUSING || done)) {
         /* Not close(): unread bytes would turn it into a reset, which can cost the client its error. */
         sock_stop_sending(conn->sock);
         conn->state = LINGERING;
@@ -556,7 +755,7 @@ static void flush(struct loop *loop, struct conn *conn, long long now)
     }
     /* Watch for room while output waits; read while the session wants more, or to drop what a lingerer sends.
      */
-    bool read_on = conn->state == LINGERING || (conn->state == OPEN && session_wants_input(&conn->session));
+    bool read_on = conn->state == LINGERING || wants_input(conn);
     unsigned events = (left > 0 ? POLLER_WRITE : 0u) | (read_on ? POLLER_READ : 0u);
     if (watch(loop, conn, events) != 0)
         give_up(loop, conn, "cannot watch its socket");
@@ -598,7 +797,7 @@ static void receive(struct loop *loop, struct conn *conn, long long now)
         }
         conn->state = DRAINING;
     } else if (conn->tls == NULL) {
-        judge(conn, session_feed(&conn->session, loop->received, (size_t)got, now));
+        take(loop, conn, loop->received, (size_t)got, now);
     } else if (tls_feed(conn->tls, loop->received, (size_t)got) != 0 ||
                (decrypt(loop, conn, now), tls_error(conn->tls)[0] != '\0')) {
         tls_broken(loop, conn);
@@ -618,7 +817,7 @@ static void drop_input(struct loop *loop, struct conn *conn)
 /* A client's socket is ready: read, or send what waits, as its state wants. */
 static void serve(struct loop *loop, struct conn *conn, unsigned events, long long now)
 {
-    if ((events & POLLER_READ) && conn->state == OPEN && session_wants_input(&conn->session))
+    if ((events & POLLER_READ) && wants_input(conn))
         receive(loop, conn, now);
     else if ((events & POLLER_READ) && conn->state == LINGERING)
         drop_input(loop, conn);
@@ -672,35 +871,45 @@ static void turn_away(socket_t sock, const char *peer, const char *reply, size_t
     sock_close(sock);
 }
 
+/* Frees what admit() made for a connection it could not finish admitting. */
+static void unadmit(struct conn *conn)
+{
+    tls_free(conn->tls);
+    ws_free(conn->ws);
+    free(conn);
+}
+
 /*
  * Makes a struct conn for an accepted socket (with a TLS object for the
- * TLS port, whose handshake must end within --tls-handshake-timeout) and starts
- * watching it. Returns false if it could not.
+ * TLS ports, whose handshake must end within --tls-handshake-timeout, and
+ * a WebSocket object for the web ports, which must upgrade within
+ * --http-timeout) and starts watching it. Returns false if it could not.
  */
-static bool admit(struct loop *loop, socket_t sock, const char *peer, bool tls, long long now)
+static bool admit(struct loop *loop, socket_t sock, const char *peer, const struct listener *listener,
+                  long long now)
 {
     struct conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL)
         return false;
     char err[NET_ERR_TEXT];
-    if (tls && (conn->tls = tls_accept(loop->tls_context, err, sizeof err)) == NULL) {
-        free(conn);
+    if ((listener->tls && (conn->tls = tls_accept(loop->tls_context, err, sizeof err)) == NULL) ||
+        (listener->web && (conn->ws = ws_new(&loop->ws_limits)) == NULL)) {
+        unadmit(conn);
         return false;
     }
-    conn->handshake_until = now + loop->limits.tls_handshake_timeout_s * 1000;
+    long timeout_s = listener->web ? loop->limits.http_timeout_s : loop->limits.tls_handshake_timeout_s;
+    conn->handshake_until = now + timeout_s * 1000;
     conn->sock = sock;
     conn->state = OPEN;
     conn->watched = POLLER_READ;
     snprintf(conn->peer, sizeof conn->peer, "%s", peer);
     if (poller_add(loop->poller, sock, POLLER_READ, conn) != 0) {
-        tls_free(conn->tls);
-        free(conn);
+        unadmit(conn);
         return false;
     }
     if (session_start(&conn->session, &loop->hub, &loop->session_limits, conn->peer, now) != 0) {
         poller_remove(loop->poller, sock);
-        tls_free(conn->tls);
-        free(conn);
+        unadmit(conn);
         return false;
     }
     conn->next = loop->first;
@@ -713,18 +922,29 @@ static bool admit(struct loop *loop, socket_t sock, const char *peer, bool tls, 
     return true;
 }
 
-/*
- * Accepts the connections that wait on a listener (the TLS port's, when
- * tls), until accept() would block or ACCEPTS_PER_WAKE are taken. A
- * client turned away on the TLS port is not told in plaintext: it could
- * not read it.
- */
-static void accept_clients(struct loop *loop, socket_t listener, bool tls, long long now)
+/* Stops watching the listeners for a moment (paused), or watches them again. */
+static void watch_listeners(struct loop *loop, bool paused)
 {
-    size_t full_len = tls ? 0 : sizeof full_reply - 1, busy_len = tls ? 0 : sizeof busy_reply - 1;
+    for (int i = 0; i < PORT_COUNT; i++)
+        if (loop->listeners[i].sock != SOCKET_INVALID)
+            poller_modify(loop->poller, loop->listeners[i].sock, paused ? 0 : POLLER_READ,
+                          &loop->listeners[i]);
+}
+
+/*
+ * Accepts the connections that wait on a listener, until accept() would
+ * block or ACCEPTS_PER_WAKE are taken. A client turned away is told in
+ * its port's words: in RESP, in HTTP, or (over TLS) not at all, for it
+ * could not read plaintext.
+ */
+static void accept_clients(struct loop *loop, const struct listener *listener, long long now)
+{
+    const char *full = listener->web ? web_busy_reply : full_reply;
+    const char *busy = listener->web ? web_busy_reply : busy_reply;
+    size_t full_len = listener->tls ? 0 : strlen(full), busy_len = listener->tls ? 0 : strlen(busy);
     for (int taken = 0; taken < ACCEPTS_PER_WAKE; taken++) {
         char peer[NET_ADDR_TEXT];
-        socket_t sock = net_accept(listener, peer, sizeof peer);
+        socket_t sock = net_accept(listener->sock, peer, sizeof peer);
         if (sock == SOCKET_INVALID) {
             int code = sock_last_error();
             if (sock_error_is_would_block(code))
@@ -734,22 +954,20 @@ static void accept_clients(struct loop *loop, socket_t listener, bool tls, long 
             char reason[NET_ERR_TEXT];
             log_event("server", "error: accept: %s", sock_strerror(code, reason, sizeof reason));
             if (sock_error_is_out_of_resources(code)) {
-                /* The connection stays queued, and the listener readable: stop watching both for a moment. */
-                poller_modify(loop->poller, loop->listener, 0, &loop->listener_mark);
-                if (loop->tls_listener != SOCKET_INVALID)
-                    poller_modify(loop->poller, loop->tls_listener, 0, &loop->tls_listener_mark);
+                /* The connection stays queued, and the listener readable: stop watching them for a moment. */
+                watch_listeners(loop, true);
                 loop->accept_resume = now + ACCEPT_PAUSE_MS;
                 return;
             }
             continue; /* a client that left before we took it, say */
         }
         if (sock_set_nonblocking(sock, true) != 0) {
-            turn_away(sock, peer, busy_reply, busy_len, "cannot set up its socket");
+            turn_away(sock, peer, busy, busy_len, "cannot set up its socket");
         } else if (loop->hub.clients >= (size_t)loop->limits.max_clients) {
             loop->clients_refused++;
-            turn_away(sock, peer, full_reply, full_len, "server full");
-        } else if (!admit(loop, sock, peer, tls, now)) {
-            turn_away(sock, peer, busy_reply, busy_len, "out of memory");
+            turn_away(sock, peer, full, full_len, "server full");
+        } else if (!admit(loop, sock, peer, listener, now)) {
+            turn_away(sock, peer, busy, busy_len, "out of memory");
         }
     }
 }
@@ -768,8 +986,13 @@ static void expire(struct loop *loop, long long now)
                 give_up(loop, conn, "out of memory for its deadlines");
             continue;
         }
-        if (conn->tls != NULL && !tls_handshake_done(conn->tls) && now >= conn->handshake_until) {
-            give_up(loop, conn, "TLS handshake not finished in time");
+        if (setting_up(conn) && now >= conn->handshake_until) {
+            if (conn->tls != NULL && !tls_handshake_done(conn->tls)) {
+                give_up(loop, conn, "TLS handshake not finished in time");
+            } else { /* a browser keeps a page's connection open for the next one: no error */
+                log_event(conn->peer, "no WebSocket upgrade within --http-timeout, closing");
+                conn_close(loop, conn);
+            }
         } else if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0 &&
                    now >= conn->stalled_since + loop->limits.send_timeout_s * 1000) {
             give_up(loop, conn, "not reading its replies");
@@ -809,13 +1032,13 @@ static void begin_stop(struct loop *loop, long long now)
     loop->stopping = true;
     loop->stop_deadline = now + NET_STOP_SEND_WAIT_MS;
     poller_remove(loop->poller, stop_descriptor()); /* it stays readable: watched, it would wake every wait */
-    poller_remove(loop->poller, loop->listener);
-    sock_close(loop->listener);
-    loop->listener = SOCKET_INVALID;
-    if (loop->tls_listener != SOCKET_INVALID) {
-        poller_remove(loop->poller, loop->tls_listener);
-        sock_close(loop->tls_listener);
-        loop->tls_listener = SOCKET_INVALID;
+    for (int i = 0; i < PORT_COUNT; i++) {
+        struct listener *listener = &loop->listeners[i];
+        if (listener->sock != SOCKET_INVALID) {
+            poller_remove(loop->poller, listener->sock);
+            sock_close(listener->sock);
+            listener->sock = SOCKET_INVALID;
+        }
     }
     log_event("server", "stopping: no new clients, telling the connected ones");
     stop_pool(loop, now);
@@ -824,9 +1047,10 @@ static void begin_stop(struct loop *loop, long long now)
         next = conn->next;
         if (conn->state == LINGERING)
             conn_close(loop, conn); /* it has had its error; the rest of its linger is not owed */
-        else if (conn->tls != NULL && !tls_handshake_done(conn->tls))
-            conn_close(loop, conn); /* nothing can be said to it yet: not even the notice */
-        else if (conn->state == OPEN && session_wants_input(&conn->session))
+        else if (setting_up(conn))
+            conn_close(loop,
+                       conn); /* nothing can be said to it yet (or a page's, ever): not even the notice */
+        else if (wants_input(conn))
             receive(loop, conn, now);
     }
     /* ... then the notice, to every client still open. */
@@ -867,31 +1091,29 @@ static int wait_ms(const struct loop *loop, long long now)
 }
 
 /*
- * Makes the listener non-blocking and a poller that watches it and the
+ * Makes the listeners non-blocking and a poller that watches them and the
  * stop. Returns 0, or -1 with the reason in err.
  */
 static int start_watching(struct loop *loop, char *err, size_t err_len)
 {
-    /* Non-blocking, like every socket here: accept() until it says "would block". */
-    if (sock_set_nonblocking(loop->listener, true) != 0) {
-        snprintf(err, err_len, "cannot make the listening socket non-blocking");
-        return -1;
-    }
     loop->poller = poller_create(64);
     if (loop->poller == NULL) {
         snprintf(err, err_len, "cannot create the poller (%s)", poller_name());
         return -1;
     }
-    if (loop->tls_listener != SOCKET_INVALID &&
-        (sock_set_nonblocking(loop->tls_listener, true) != 0 ||
-         poller_add(loop->poller, loop->tls_listener, POLLER_READ, &loop->tls_listener_mark) != 0)) {
-        snprintf(err, err_len, "cannot watch the TLS listener with %s", poller_name());
-        return -1;
+    /* Non-blocking, like every socket here: accept() until it says "would block". */
+    for (int i = 0; i < PORT_COUNT; i++) {
+        struct listener *listener = &loop->listeners[i];
+        if (listener->sock != SOCKET_INVALID &&
+            (sock_set_nonblocking(listener->sock, true) != 0 ||
+             poller_add(loop->poller, listener->sock, POLLER_READ, listener) != 0)) {
+            snprintf(err, err_len, "cannot watch a listening socket with %s", poller_name());
+            return -1;
+        }
     }
     /* The loop owns its stop: it hears it as one more descriptor becoming readable. */
-    if (poller_add(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark) != 0 ||
-        poller_add(loop->poller, stop_descriptor(), POLLER_READ, &loop->stop_mark) != 0) {
-        snprintf(err, err_len, "cannot watch the listener and the stop with %s", poller_name());
+    if (poller_add(loop->poller, stop_descriptor(), POLLER_READ, &loop->stop_mark) != 0) {
+        snprintf(err, err_len, "cannot watch the stop with %s", poller_name());
         return -1;
     }
     /* And finished jobs: the pool's waker is one more descriptor too. */
@@ -901,6 +1123,15 @@ static int start_watching(struct loop *loop, char *err, size_t err_len)
         return -1;
     }
     return 0;
+}
+
+/* The listener an event is for, or NULL: the event is another's. */
+static const struct listener *listener_of(const struct loop *loop, const void *data)
+{
+    for (int i = 0; i < PORT_COUNT; i++)
+        if (data == &loop->listeners[i])
+            return &loop->listeners[i];
+    return NULL;
 }
 
 /* The loop: wait, dispatch, expire, send; until the stop has been given its time and every client is gone. */
@@ -924,15 +1155,13 @@ static void run(struct loop *loop)
         }
         for (int i = 0; i < ready; i++) {
             void *data = events[i].data;
+            const struct listener *listener = listener_of(loop, data);
             if (data == &loop->stop_mark) {
                 if (!loop->stopping)
                     begin_stop(loop, now);
-            } else if (data == &loop->listener_mark) {
+            } else if (listener != NULL) {
                 if (!loop->stopping)
-                    accept_clients(loop, loop->listener, false, now);
-            } else if (data == &loop->tls_listener_mark) {
-                if (!loop->stopping)
-                    accept_clients(loop, loop->tls_listener, true, now);
+                    accept_clients(loop, listener, now);
             } else if (data == &loop->pool_mark) {
                 if (loop->pool != NULL)
                     deliver(loop, pool_take_done(loop->pool), now);
@@ -944,9 +1173,7 @@ static void run(struct loop *loop)
         send_pending(loop, now);
         if (loop->accept_resume != 0 && now >= loop->accept_resume && !loop->stopping) {
             loop->accept_resume = 0;
-            poller_modify(loop->poller, loop->listener, POLLER_READ, &loop->listener_mark);
-            if (loop->tls_listener != SOCKET_INVALID)
-                poller_modify(loop->poller, loop->tls_listener, POLLER_READ, &loop->tls_listener_mark);
+            watch_listeners(loop, false);
         }
         free_closed(loop);
     }
@@ -972,7 +1199,8 @@ int main(int argc, char **argv)
                                    .max_subscriptions = DEFAULT_MAX_SUBSCRIPTIONS,
                                    .workers = cpu_count() < MAX_WORKERS ? cpu_count() : MAX_WORKERS,
                                    .max_queue = DEFAULT_MAX_QUEUE,
-                                   .tls_handshake_timeout_s = DEFAULT_TLS_HANDSHAKE_S};
+                                   .tls_handshake_timeout_s = DEFAULT_TLS_HANDSHAKE_S,
+                                   .http_timeout_s = DEFAULT_HTTP_TIMEOUT_S};
     struct limits *limits = &loop->limits;
     const struct number_option limit_options[] = {
         {"--max-args", 1, 1024, &limits->max_args},
@@ -988,20 +1216,21 @@ int main(int argc, char **argv)
         {"--workers", 0, MAX_WORKERS, &limits->workers},
         {"--max-queue", 1, 1000000, &limits->max_queue},
         {"--tls-handshake-timeout", 1, 3600, &limits->tls_handshake_timeout_s},
+        {"--http-timeout", 1, 3600, &limits->http_timeout_s},
     };
-    char usage_text[sizeof usage_format + 160];
+    char usage_text[sizeof usage_format + 200];
     snprintf(usage_text, sizeof usage_text, usage_format, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_MAX_ARGS,
              DEFAULT_MAX_BULK, DEFAULT_MAX_INLINE, DEFAULT_MAX_QUERY, DEFAULT_MAX_CLIENTS,
              DEFAULT_IDLE_TIMEOUT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_SEND_TIMEOUT_S, DEFAULT_MAX_OUTPUT,
-             DEFAULT_MAX_SUBSCRIPTIONS, (int)limits->workers, DEFAULT_MAX_QUEUE, DEFAULT_TLS_HANDSHAKE_S);
-    const char *tls_port = NULL, *auth_clients = "no";
+             DEFAULT_MAX_SUBSCRIPTIONS, (int)limits->workers, DEFAULT_MAX_QUEUE, DEFAULT_TLS_HANDSHAKE_S,
+             DEFAULT_HTTP_TIMEOUT_S);
+    const char *ports[PORT_COUNT] = {NULL}, *auth_clients = "no", *web_folder = NULL;
     struct tls_options tls = {0};
     const struct text_option tls_options[] = {
-        {"--tls-port", &tls_port},
-        {"--tls-cert-file", &tls.cert_file},
-        {"--tls-key-file", &tls.key_file},
-        {"--tls-ca-cert-file", &tls.ca_file},
-        {"--tls-auth-clients", &auth_clients},
+        {"--tls-port", &ports[PORT_TLS]},     {"--http-port", &ports[PORT_HTTP]},
+        {"--https-port", &ports[PORT_HTTPS]}, {"--web-folder", &web_folder},
+        {"--tls-cert-file", &tls.cert_file},  {"--tls-key-file", &tls.key_file},
+        {"--tls-ca-cert-file", &tls.ca_file}, {"--tls-auth-clients", &auth_clients},
     };
     const struct extra_options extra = {.numbers = limit_options,
                                         .number_count = sizeof limit_options / sizeof limit_options[0],
@@ -1016,11 +1245,16 @@ int main(int argc, char **argv)
         free(loop);
         return EXIT_OK;
     }
-    unsigned port_number;
-    if (tls_port != NULL && parse_port(tls_port, &port_number) != 0)
-        usage_error(usage_text, "invalid --tls-port '%s': expected a number from 0 to 65535", tls_port);
-    if (tls_port != NULL && (tls.cert_file == NULL || tls.key_file == NULL))
-        usage_error(usage_text, "--tls-port needs --tls-cert-file and --tls-key-file");
+    static const char *const port_flags[PORT_COUNT] = {"--port", "--tls-port", "--http-port", "--https-port"};
+    for (int i = PORT_TLS; i < PORT_COUNT; i++) {
+        unsigned port_number;
+        if (ports[i] != NULL && parse_port(ports[i], &port_number) != 0)
+            usage_error(usage_text, "invalid %s '%s': expected a number from 0 to 65535", port_flags[i],
+                        ports[i]);
+    }
+    bool serves_tls = ports[PORT_TLS] != NULL || ports[PORT_HTTPS] != NULL;
+    if (serves_tls && (tls.cert_file == NULL || tls.key_file == NULL))
+        usage_error(usage_text, "--tls-port and --https-port need --tls-cert-file and --tls-key-file");
     if (strcmp(auth_clients, "yes") != 0 && strcmp(auth_clients, "no") != 0)
         usage_error(usage_text, "invalid --tls-auth-clients '%s': expected yes or no", auth_clients);
     tls.verify_peer = strcmp(auth_clients, "yes") == 0;
@@ -1045,19 +1279,36 @@ int main(int argc, char **argv)
         die("cannot start the socket library");
     if (stop_handler_install() != 0)
         die("cannot install the Ctrl+C handler");
-    loop->listener = net_listen(opts.host, opts.port, err, sizeof err);
-    if (loop->listener == SOCKET_INVALID)
-        die("cannot listen on %s:%s: %s", opts.host, opts.port, err);
-    loop->tls_listener = SOCKET_INVALID;
-    if (tls_port != NULL) {
+    if (serves_tls) {
         /* A certificate that cannot be read, or a key that is not its own, is said now, not at the first
          * client. */
         loop->tls_context = tls_context_server(&tls, err, sizeof err);
         if (loop->tls_context == NULL)
             die("cannot serve TLS: %s", err);
-        loop->tls_listener = net_listen(opts.host, tls_port, err, sizeof err);
-        if (loop->tls_listener == SOCKET_INVALID)
-            die("cannot listen on %s:%s: %s", opts.host, tls_port, err);
+    }
+    if (ports[PORT_HTTP] != NULL || ports[PORT_HTTPS] != NULL) {
+        /* The page's files, read now: a wrong folder is said at start, and no request ever waits on a disk.
+         */
+        char folder[1024];
+        if (web_folder == NULL)
+            pages_folder_beside(argv[0], folder, sizeof folder);
+        else
+            snprintf(folder, sizeof folder, "%s", web_folder);
+        if (pages_load(&loop->pages, folder, err, sizeof err) != 0)
+            die("cannot serve the page: %s (--web-folder says where it is)", err);
+        loop->ws_limits =
+            (struct ws_limits){.max_head = MAX_HTTP_HEAD, .max_message = (size_t)limits->max_query};
+    }
+    ports[PORT_RESP] = opts.port;
+    for (int i = 0; i < PORT_COUNT; i++) {
+        loop->listeners[i] = (struct listener){.sock = SOCKET_INVALID,
+                                               .tls = i == PORT_TLS || i == PORT_HTTPS,
+                                               .web = i == PORT_HTTP || i == PORT_HTTPS};
+        if (ports[i] == NULL)
+            continue;
+        loop->listeners[i].sock = net_listen(opts.host, ports[i], err, sizeof err);
+        if (loop->listeners[i].sock == SOCKET_INVALID)
+            die("cannot listen on %s:%s: %s", opts.host, ports[i], err);
     }
     if (limits->workers > 0) {
         loop->pool = pool_start((int)limits->workers, (size_t)limits->max_queue, err, sizeof err);
@@ -1072,15 +1323,15 @@ int main(int argc, char **argv)
     if (log_start() != 0)
         die("cannot start the log's thread");
 
-    char address[NET_ADDR_TEXT];
-    if (net_local_address(loop->listener, address, sizeof address) != 0)
-        die("cannot read the listening address");
-    /* One flushed line (two with TLS): scripts and tests wait for it instead of sleeping. */
-    printf("listening on %s\n", address);
-    if (loop->tls_listener != SOCKET_INVALID) {
-        if (net_local_address(loop->tls_listener, address, sizeof address) != 0)
-            die("cannot read the TLS listening address");
-        printf("listening for TLS on %s\n", address);
+    /* One flushed line a port: scripts and tests wait for them instead of sleeping. */
+    static const char *const port_names[PORT_COUNT] = {"", " for TLS", " for HTTP", " for HTTPS"};
+    for (int i = 0; i < PORT_COUNT; i++) {
+        char address[NET_ADDR_TEXT];
+        if (loop->listeners[i].sock == SOCKET_INVALID)
+            continue;
+        if (net_local_address(loop->listeners[i].sock, address, sizeof address) != 0)
+            die("cannot read the listening address");
+        printf("listening%s on %s\n", port_names[i], address);
     }
     fflush(stdout);
 
@@ -1094,6 +1345,7 @@ int main(int argc, char **argv)
     timers_free(&loop->timers);
     hub_free(&loop->hub);
     tls_context_free(loop->tls_context);
+    pages_free(&loop->pages);
     free(loop);
     stop_handler_remove();
     net_cleanup();

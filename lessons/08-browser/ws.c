@@ -285,6 +285,24 @@ static int accept_value(const char *key, char out[29])
     return 0;
 }
 
+/*
+ * A browser says in Origin which page opened the WebSocket, and any page
+ * on the web may try to open one to 127.0.0.1: without this check, a
+ * site the student visits could send commands to their server with their
+ * browser (cross-site WebSocket hijacking). The page's own origin is the
+ * scheme and the Host it was loaded from; limits->origin may allow one
+ * more. A client that is not a browser sends no Origin, and is let in.
+ */
+static bool origin_allowed(const struct ws *ws, const char *origin, const char *host)
+{
+    if (ws->limits.origin != NULL && strcmp(origin, ws->limits.origin) == 0)
+        return true;
+    const char *after = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                        : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                              : NULL;
+    return after != NULL && strcasecmp(after, host) == 0;
+}
+
 static enum ws_event upgrade(struct ws *ws, const struct head *h)
 {
     if (h->connection == NULL || !has_token(h->connection, "upgrade"))
@@ -293,7 +311,7 @@ static enum ws_event upgrade(struct ws *ws, const struct head *h)
         return fail_http(ws, 426, "this server speaks WebSocket version 13 only");
     if (h->keys != 1 || !key_is_valid(h->ws_key))
         return fail_http(ws, 400, "Sec-WebSocket-Key must be 16 bytes in base64, given once");
-    if (ws->limits.origin != NULL && h->origin != NULL && strcmp(h->origin, ws->limits.origin) != 0)
+    if (h->origin != NULL && !origin_allowed(ws, h->origin, h->host))
         return fail_http(ws, 403, "a page of another origin may not open this WebSocket");
     char accept[29];
     if (accept_value(h->ws_key, accept) != 0)
@@ -572,9 +590,26 @@ int ws_respond(struct ws *ws, int status, const char *content_type, const char *
 
 int ws_send_text(struct ws *ws, const char *text, size_t len)
 {
-    if (!ws->upgraded || ws->close_sent)
+    if (!ws_open(ws))
         return -1;
     return queue_frame(ws, OP_TEXT, text, len);
+}
+
+int ws_send_binary(struct ws *ws, const char *bytes, size_t len)
+{
+    if (!ws_open(ws))
+        return -1;
+    return queue_frame(ws, OP_BINARY, bytes, len);
+}
+
+bool ws_open(const struct ws *ws)
+{
+    return ws->upgraded && !ws->close_sent && ws->final == WS_MORE;
+}
+
+bool ws_has_input(const struct ws *ws)
+{
+    return ws->final == WS_MORE && ws->start < ws->len;
 }
 
 void ws_close(struct ws *ws, int code, const char *reason)

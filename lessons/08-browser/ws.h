@@ -13,8 +13,8 @@
  * What RFC 6455 asks of a server, and this module does:
  *   - the handshake: GET with Host, "Upgrade: websocket", "Connection:
  *     Upgrade", Sec-WebSocket-Version 13 (otherwise 426, saying 13) and a
- *     Sec-WebSocket-Key of 16 bytes in base64 (otherwise 400); an Origin
- *     other than the allowed one gets 403. No extension and no
+ *     Sec-WebSocket-Key of 16 bytes in base64 (otherwise 400); a browser's
+ *     Origin other than the page's own gets 403. No extension and no
  *     subprotocol is accepted (browsers offer permessage-deflate: it is
  *     simply not taken);
  *   - frames from a client are masked; RSV bits are 0 (no extension);
@@ -40,7 +40,7 @@
 struct ws_limits {
     size_t max_head;    /* bytes of an HTTP request's line and headers (431 past it) */
     size_t max_message; /* bytes of one message, all its fragments together (1009 past it) */
-    const char *origin; /* the Origin an upgrade must come from ("http://127.0.0.1:8080"), or NULL: any */
+    const char *origin; /* an Origin allowed besides the page's own ("http://localhost:3000"), or NULL */
 };
 
 enum ws_event {
@@ -82,8 +82,15 @@ const char *ws_error(const struct ws *ws);
  */
 int ws_respond(struct ws *ws, int status, const char *content_type, const char *body, size_t len);
 
-/* After WS_OPEN: a text message to the peer, as one frame. Returns 0, or -1 when out of memory or closed. */
+/* After WS_OPEN: a message to the peer, as one frame. Returns 0, or -1 when out of memory or not open. */
 int ws_send_text(struct ws *ws, const char *text, size_t len);
+int ws_send_binary(struct ws *ws, const char *bytes, size_t len);
+
+/* Whether messages may be sent: upgraded, and no close sent or received, no error. */
+bool ws_open(const struct ws *ws);
+
+/* Whether bytes fed wait unread, that ws_next() may turn into an event without another feed. */
+bool ws_has_input(const struct ws *ws);
 
 /* Starts the close handshake (code 1001, going away, at a stop): a close frame is queued. */
 void ws_close(struct ws *ws, int code, const char *reason);
