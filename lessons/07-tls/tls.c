@@ -316,8 +316,8 @@ bool tls_has_input(const struct tls *tls)
 
 long tls_write(struct tls *tls, const char *bytes, size_t len)
 {
-    if (tls->broken || !SSL_is_init_finished(tls->ssl))
-        return -1;
+    if (tls->broken || !SSL_is_init_finished(tls->ssl) || (SSL_get_shutdown(tls->ssl) & SSL_SENT_SHUTDOWN))
+        return -1; /* nothing is written after our close_notify */
     ERR_clear_error();
     size_t taken = 0;
     while (taken < len) {
