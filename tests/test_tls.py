@@ -18,6 +18,7 @@ import pytest
 
 from harness import CourseFailure
 from test_commands import SHUTDOWN_ERROR, tool
+from test_fairness import read_exactly
 
 pytestmark = [pytest.mark.needs("commands"), pytest.mark.needs("tls")]
 
@@ -75,16 +76,6 @@ def ends_with_close_notify(tls):
         if isinstance(error, ssl.SSLEOFError) or error.reason == "UNEXPECTED_EOF_WHILE_READING":
             return False
         raise
-
-
-def read_exactly(sock, size):
-    got = b""
-    while len(got) < size:
-        chunk = sock.recv(size - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return got
 
 
 def peer(command, **kwargs):
@@ -231,7 +222,7 @@ def test_a_key_update_is_taken_and_a_renegotiation_refused(tls_server, target):
         renegotiating.close()
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"PING\r\n")
-        assert read_exactly(tls, 7) == b"+PONG\r\n", tls_server.log()
+        assert read_exactly(tls, 7, target.reply_deadline(5)) == b"+PONG\r\n", tls_server.log()
 
 
 def test_redis_cli_and_redis_benchmark_over_tls(tls_server, target):
@@ -360,7 +351,7 @@ def test_plaintext_and_garbage_on_the_tls_port_are_closed_and_others_still_serve
     assert tls_server.stderr.wait_for(r"error: TLS handshake: ", target.deadline(5)), tls_server.log()
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"PING\r\n")
-        assert read_exactly(tls, 7) == b"+PONG\r\n"
+        assert read_exactly(tls, 7, target.reply_deadline(5)) == b"+PONG\r\n"
 
 
 def test_a_clients_close_notify_ends_its_session_once_its_replies_are_sent(tls_server, target):
@@ -486,7 +477,7 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, target,
         try:
             with connect(server, context) as tls:
                 tls.sendall(b"PING\r\n")
-                return read_exactly(tls, 7)
+                return read_exactly(tls, 7, target.reply_deadline(5))
         except (ssl.SSLError, ConnectionError, OSError) as error:
             return error
 
@@ -503,11 +494,11 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, target,
 def test_quit_ends_with_a_close_notify_and_a_client_that_cuts_the_stream_is_counted(tls_server, target):
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"QUIT\r\n")
-        assert read_exactly(tls, 5) == b"+OK\r\n"
+        assert read_exactly(tls, 5, target.reply_deadline(5)) == b"+OK\r\n"
         assert ends_with_close_notify(tls), "after QUIT's +OK the stream was cut, without a close_notify"
     cut = connect(tls_server, client_context(target))
     cut.sendall(b"PING\r\n")
-    assert read_exactly(cut, 7) == b"+PONG\r\n"
+    assert read_exactly(cut, 7, target.reply_deadline(5)) == b"+PONG\r\n"
     socket.socket(fileno=cut.detach()).close()  # the socket alone, without a close_notify
     assert tls_server.stderr.wait_for("closed its TLS stream without a close_notify", target.deadline(5)), \
         tls_server.log()
@@ -517,14 +508,16 @@ def test_a_slow_command_over_tls_and_ctrl_c_with_tls_clients(tls_server, target)
     sleeper = connect(tls_server, client_context(target))
     idle = connect(tls_server, client_context(target))
     sleeper.sendall(b"DEBUG SLEEP 0.2\r\n")
-    assert read_exactly(sleeper, 5) == b"+OK\r\n"  # the pool's result reaches a TLS client
+    # The pool's result reaches a TLS client.
+    assert read_exactly(sleeper, 5, target.reply_deadline(5)) == b"+OK\r\n"
     sleeper.sendall(b"DEBUG SLEEP 3600\r\n")
     idle.sendall(b"PING\r\n")
-    assert read_exactly(idle, 7) == b"+PONG\r\n"
+    assert read_exactly(idle, 7, target.reply_deadline(5)) == b"+PONG\r\n"
     tls_server.interrupt()
     cancelled = b"-ERR cancelled: the server is shutting down\r\n"
-    assert read_exactly(sleeper, len(cancelled) + len(SHUTDOWN_ERROR)) == cancelled + SHUTDOWN_ERROR
-    assert read_exactly(idle, len(SHUTDOWN_ERROR)) == SHUTDOWN_ERROR
+    expected = cancelled + SHUTDOWN_ERROR
+    assert read_exactly(sleeper, len(expected), target.reply_deadline(5)) == expected
+    assert read_exactly(idle, len(SHUTDOWN_ERROR), target.reply_deadline(5)) == SHUTDOWN_ERROR
     for tls in (sleeper, idle):
         assert ends_with_close_notify(tls), "the stop's close was a cut, not a close_notify"
         tls.close()
