@@ -908,13 +908,18 @@ def apply_edits(copy, mistake):
     return None
 
 
+def built_copy(source, dest):
+    """A copy of a stage that keeps its built objects (not its step runner's records): a change to one file
+    compiles only that file again. Returns dest."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("steps-*"), symlinks=True)
+    return dest
+
+
 def prove_mistake(stage, mistake, scratch, repeat):
     """Makes the mistake in a copy of the course's code and runs its step `repeat` times: each run must fail that
     step and show the catalogue's text. Returns (problem or None, the seconds each run took to fail)."""
     step = stage.step_named(mistake.step)
-    copy = scratch / f"{stage.name}-{mistake.name}"
-    # The copy keeps the course's built objects: only the file the mistake changes is compiled again.
-    shutil.copytree(stage.path, copy, ignore=shutil.ignore_patterns("steps-*"), symlinks=True)
+    copy = built_copy(stage.path, scratch / f"{stage.name}-{mistake.name}")
     try:
         wrong = apply_edits(copy, mistake)
         if wrong:
@@ -1055,10 +1060,9 @@ def prove_steps(stage, scratch, check):
         shutil.rmtree(copy)
     index = STAGES.index(str(stage.path.relative_to(ROOT)))
     if index > 0:
-        # A copy, built objects and all: `prove --jobs` may be proving that stage at the same time, in its own
-        # folder (a step's sanitizer build goes under the folder it runs).
-        previous = scratch / f"{stage.name}-previous"
-        shutil.copytree(ROOT / STAGES[index - 1], previous, ignore=shutil.ignore_patterns("steps-*"), symlinks=True)
+        # A copy: `prove --jobs` may be proving that stage at the same time, in its own folder (a step's
+        # sanitizer build goes under the folder it runs).
+        previous = built_copy(ROOT / STAGES[index - 1], scratch / f"{stage.name}-previous")
         for step in stage.steps:
             outcomes, _ = run(stage, Programs(impl=previous), single=step.number, quiet=True)
             check(outcomes[0].result == "fail", f"the previous stage ({Path(STAGES[index - 1]).name}) fails step "

@@ -18,6 +18,7 @@ import pytest
 
 from harness import CourseFailure
 from test_commands import SHUTDOWN_ERROR, tool
+from test_fairness import read_exactly
 
 pytestmark = [pytest.mark.needs("commands"), pytest.mark.needs("tls")]
 
@@ -77,14 +78,15 @@ def ends_with_close_notify(tls):
         raise
 
 
-def read_exactly(sock, size):
-    got = b""
-    while len(got) < size:
-        chunk = sock.recv(size - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return got
+def peer(command, **kwargs):
+    """Runs a peer (s_client, redis-cli, ...) to its end. One that is still waiting at its timeout is a reply that
+    never came: a failure of kind "timeout", so that the step's hint for it is shown."""
+    try:
+        return subprocess.run(command, **kwargs)
+    except subprocess.TimeoutExpired as expired:
+        raise CourseFailure(f"{' '.join(str(word) for word in command[:3])} ...: no end within "
+                            f"{expired.timeout:.0f} s; it printed {(expired.output or b'')[-300:]!r}",
+                            kind="timeout") from None
 
 
 class MemoryClient:
@@ -144,17 +146,17 @@ class MemoryClient:
 def test_openssl_s_client_speaks_tls_1_3_and_1_2_and_nothing_older(tls_server, target):
     folder = certs(target)
     for version, protocol in (("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")):
-        done = subprocess.run([tool("openssl", "openssl"), "s_client", "-connect", f"127.0.0.1:{tls_server.tls_port}",
+        done = peer([tool("openssl", "openssl"), "s_client", "-connect", f"127.0.0.1:{tls_server.tls_port}",
                                "-CAfile", str(folder / "ca.crt"), "-verify_return_error", version, "-quiet",
                                "-verify_hostname", "localhost"], input=b"PING\r\nQUIT\r\n",
                               capture_output=True, timeout=target.deadline(10))
         assert done.stdout.replace(b"\r\n", b"\n") == b"+PONG\n+OK\n", \
             f"s_client {version} printed {done.stdout!r}; stderr {done.stderr[-600:]!r}\n{tls_server.log()}"
-        assert protocol.encode() in subprocess.run(
+        assert protocol.encode() in peer(
             [tool("openssl", "openssl"), "s_client", "-connect", f"127.0.0.1:{tls_server.tls_port}", "-CAfile",
              str(folder / "ca.crt"), version, "-brief"], input=b"QUIT\r\n", capture_output=True,
             timeout=target.deadline(10)).stderr
-    old = subprocess.run([tool("openssl", "openssl"), "s_client", "-connect", f"127.0.0.1:{tls_server.tls_port}",
+    old = peer([tool("openssl", "openssl"), "s_client", "-connect", f"127.0.0.1:{tls_server.tls_port}",
                           "-tls1_1", "-brief"], input=b"", capture_output=True, timeout=target.deadline(10))
     assert old.returncode != 0, f"a TLS 1.1 client was let in: {old.stderr[-400:]!r}"
 
@@ -220,23 +222,23 @@ def test_a_key_update_is_taken_and_a_renegotiation_refused(tls_server, target):
         renegotiating.close()
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"PING\r\n")
-        assert read_exactly(tls, 7) == b"+PONG\r\n", tls_server.log()
+        assert read_exactly(tls, 7, target.reply_deadline(5)) == b"+PONG\r\n", tls_server.log()
 
 
 def test_redis_cli_and_redis_benchmark_over_tls(tls_server, target):
     folder = certs(target)
     common = ["-h", "127.0.0.1", "-p", str(tls_server.tls_port), "--tls", "--cacert", str(folder / "ca.crt")]
-    done = subprocess.run([tool("redis-cli"), *common, "ECHO", "over tls"], capture_output=True,
+    done = peer([tool("redis-cli"), *common, "ECHO", "over tls"], capture_output=True,
                           timeout=target.deadline(10))
     assert done.stdout == b"over tls\n", f"redis-cli printed {done.stdout!r} {done.stderr!r}\n{tls_server.log()}"
-    done = subprocess.run([tool("redis-benchmark"), *common, "-t", "ping_mbulk", "-n", "5000", "-c", "20", "-P", "4",
+    done = peer([tool("redis-benchmark"), *common, "-t", "ping_mbulk", "-n", "5000", "-c", "20", "-P", "4",
                            "--csv"], capture_output=True, timeout=target.deadline(60))
     assert done.returncode == 0 and b"PING_MBULK" in done.stdout, \
         f"redis-benchmark --tls: {done.stdout!r} {done.stderr[-400:]!r}\n{tls_server.log()}"
 
 
 def test_gnutls_cli_connects(tls_server, target):
-    done = subprocess.run([tool("gnutls-cli", "gnutls-bin"), "--x509cafile", str(certs(target) / "ca.crt"),
+    done = peer([tool("gnutls-cli", "gnutls-bin"), "--x509cafile", str(certs(target) / "ca.crt"),
                            "--port", str(tls_server.tls_port), "localhost"], input=b"PING\r\n",
                           capture_output=True, timeout=target.deadline(10))
     assert b"+PONG" in done.stdout, f"gnutls-cli printed {done.stdout[-400:]!r} {done.stderr[-400:]!r}"
@@ -323,25 +325,82 @@ def test_a_request_behind_a_reply_past_the_mark_is_answered_once_that_reply_is_s
     client.sock.sendall(client.pending())
     expected = b"$70000\r\n" + big + b"\r\n+PONG\r\n"
     got = client.read_until(expected, limit=target.reply_deadline(5))
-    assert got == expected, (
-        f"{len(got)} of {len(expected)} bytes of replies came, ending {got[-20:]!r}: the PING that waited inside "
-        f"the TLS object behind a reply past the high-water mark was never run\n{tls_server.log()}")
+    if got != expected:
+        raise CourseFailure(f"{len(got)} of {len(expected)} bytes of replies came, ending {got[-20:]!r}: the PING "
+                            f"that waited inside the TLS object behind a reply past the high-water mark was never "
+                            f"run\n{tls_server.log()}", kind="timeout")
 
 
 def test_plaintext_and_garbage_on_the_tls_port_are_closed_and_others_still_served(tls_server, target):
+    """Each is closed. A record that says it is a handshake and is not one gets OpenSSL's alert first (a record
+    of type 21): the client is told why, not only cut off. Plaintext gets no alert: it is no TLS at all."""
     for junk in (b"PING\r\n", b"\x16\x03\x01\x00\x05hello", bytes(range(256)) * 4):
         raw = socket.create_connection((tls_server.host, tls_server.tls_port), timeout=target.reply_deadline(5))
         raw.sendall(junk)
+        got = b""
         try:
-            while raw.recv(4096):
-                pass  # an alert, perhaps; then the close
+            while chunk := raw.recv(4096):
+                got += chunk
         except ConnectionResetError:
             pass
         raw.close()
+        if junk.startswith(b"\x16\x03\x01\x00\x05"):
+            assert got[:1] == b"\x15", (
+                f"a malformed ClientHello got {got[:16]!r} before the close, not an alert record (\\x15): "
+                f"tls_broken() sends what the TLS object wrote (tls_output()) before it gives up\n{tls_server.log()}")
     assert tls_server.stderr.wait_for(r"error: TLS handshake: ", target.deadline(5)), tls_server.log()
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"PING\r\n")
-        assert read_exactly(tls, 7) == b"+PONG\r\n"
+        assert read_exactly(tls, 7, target.reply_deadline(5)) == b"+PONG\r\n"
+
+
+def test_a_clients_close_notify_ends_its_session_once_its_replies_are_sent(tls_server, target):
+    """A client that sends a request and its close_notify, and keeps its socket open: the close_notify says it
+    has said all it will, so the server answers the request and then ends the connection. Read as a pause before
+    more requests, it would leave the client waiting for ever."""
+    client = MemoryClient(tls_server, client_context(target))
+    client.handshake()
+    client.tls.write(b"PING\r\n")
+    try:
+        client.tls.unwrap()  # writes the close_notify; the server's own is not waited for here
+    except ssl.SSLWantReadError:
+        pass
+    client.sock.sendall(client.pending())
+    ended = False
+    end = time.monotonic() + target.reply_deadline(5)
+    while not ended and time.monotonic() < end:
+        try:
+            ended = client.sock.recv(65536) == b""
+        except TimeoutError:
+            break
+    if not ended:
+        raise CourseFailure(f"after PING and the client's close_notify, the server had not ended the connection "
+                            f"{target.reply_deadline(5):.0f} s later: a close_notify read (tls_read() gives 0, "
+                            f"tls_peer_closed()) ends the client's session, as the end of its stream does\n"
+                            f"{tls_server.log()}", kind="timeout")
+    assert tls_server.stderr.wait_for(r"disconnected after 1 requests", target.deadline(5)), tls_server.log()
+    client.sock.close()
+
+
+def test_after_a_tls_1_3_handshake_the_server_speaks_first_so_a_nagle_client_is_not_held(tls_server, target):
+    """In TLS 1.3 the client speaks last in the handshake (its Finished), and a client with Nagle's algorithm on
+    (every socket, unless it sets TCP_NODELAY) holds its first request until that Finished is acknowledged. If
+    the server has nothing to send, its kernel delays that ACK by 40 ms: the first request of every connection
+    waited 40.7 ms, where Redis answered in 0.2. The server sends one session ticket after the Finished (which
+    resumes nothing: there is no session cache), and the ACK rides on it. So: after the Finished, a record comes
+    without any request."""
+    client = MemoryClient(tls_server, client_context(target))
+    client.handshake()
+    client.sock.sendall(client.pending())  # the client's Finished, and nothing else
+    try:
+        data = client.sock.recv(65536)
+    except TimeoutError:
+        data = None
+    if not data:
+        raise CourseFailure(f"after the client's Finished the server sent nothing for "
+                            f"{target.reply_deadline(5):.0f} s: a client with Nagle on then waits a delayed ACK "
+                            f"(40 ms) to send its first request\n{tls_server.log()}", kind="timeout")
+    client.sock.close()
 
 
 def test_a_handshake_that_never_ends_is_closed_at_its_deadline(start_server, target):
@@ -418,7 +477,7 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, target,
         try:
             with connect(server, context) as tls:
                 tls.sendall(b"PING\r\n")
-                return read_exactly(tls, 7)
+                return read_exactly(tls, 7, target.reply_deadline(5))
         except (ssl.SSLError, ConnectionError, OSError) as error:
             return error
 
@@ -435,11 +494,11 @@ def test_client_certificates_when_the_server_asks_for_them(start_server, target,
 def test_quit_ends_with_a_close_notify_and_a_client_that_cuts_the_stream_is_counted(tls_server, target):
     with connect(tls_server, client_context(target)) as tls:
         tls.sendall(b"QUIT\r\n")
-        assert read_exactly(tls, 5) == b"+OK\r\n"
+        assert read_exactly(tls, 5, target.reply_deadline(5)) == b"+OK\r\n"
         assert ends_with_close_notify(tls), "after QUIT's +OK the stream was cut, without a close_notify"
     cut = connect(tls_server, client_context(target))
     cut.sendall(b"PING\r\n")
-    assert read_exactly(cut, 7) == b"+PONG\r\n"
+    assert read_exactly(cut, 7, target.reply_deadline(5)) == b"+PONG\r\n"
     socket.socket(fileno=cut.detach()).close()  # the socket alone, without a close_notify
     assert tls_server.stderr.wait_for("closed its TLS stream without a close_notify", target.deadline(5)), \
         tls_server.log()
@@ -449,14 +508,16 @@ def test_a_slow_command_over_tls_and_ctrl_c_with_tls_clients(tls_server, target)
     sleeper = connect(tls_server, client_context(target))
     idle = connect(tls_server, client_context(target))
     sleeper.sendall(b"DEBUG SLEEP 0.2\r\n")
-    assert read_exactly(sleeper, 5) == b"+OK\r\n"  # the pool's result reaches a TLS client
+    # The pool's result reaches a TLS client.
+    assert read_exactly(sleeper, 5, target.reply_deadline(5)) == b"+OK\r\n"
     sleeper.sendall(b"DEBUG SLEEP 3600\r\n")
     idle.sendall(b"PING\r\n")
-    assert read_exactly(idle, 7) == b"+PONG\r\n"
+    assert read_exactly(idle, 7, target.reply_deadline(5)) == b"+PONG\r\n"
     tls_server.interrupt()
     cancelled = b"-ERR cancelled: the server is shutting down\r\n"
-    assert read_exactly(sleeper, len(cancelled) + len(SHUTDOWN_ERROR)) == cancelled + SHUTDOWN_ERROR
-    assert read_exactly(idle, len(SHUTDOWN_ERROR)) == SHUTDOWN_ERROR
+    expected = cancelled + SHUTDOWN_ERROR
+    assert read_exactly(sleeper, len(expected), target.reply_deadline(5)) == expected
+    assert read_exactly(idle, len(SHUTDOWN_ERROR), target.reply_deadline(5)) == SHUTDOWN_ERROR
     for tls in (sleeper, idle):
         assert ends_with_close_notify(tls), "the stop's close was a cut, not a close_notify"
         tls.close()
