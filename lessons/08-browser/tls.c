@@ -126,11 +126,13 @@ struct tls_context *tls_context_server(const struct tls_options *options, char *
             SSL_CTX_set_verify(context->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         }
     }
-    /* No resumption, in either version: nothing to keep state for, and no records after each handshake that
-     * nobody asked for (TLS 1.3's tickets, TLS 1.2's tickets and session cache). The server's order of cipher
-     * suites wins over the client's. */
+    /* No resumption, in either version: no session cache, and tickets that are only keys into it (stateful,
+     * SSL_OP_NO_TICKET), so that none can resume. Yet one TLS 1.3 ticket is sent after each handshake: the
+     * client speaks last there (its Finished), and with nothing to answer, our kernel would delay its ACK by
+     * 40 ms, which a client with Nagle on waits for before its first request. The ticket carries that ACK.
+     * The server's order of cipher suites wins over the client's. */
     if (result == 0) {
-        SSL_CTX_set_num_tickets(context->ctx, 0);
+        SSL_CTX_set_num_tickets(context->ctx, 1);
         SSL_CTX_set_options(context->ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
         SSL_CTX_set_session_cache_mode(context->ctx, SSL_SESS_CACHE_OFF);
     }
@@ -316,8 +318,8 @@ bool tls_has_input(const struct tls *tls)
 
 long tls_write(struct tls *tls, const char *bytes, size_t len)
 {
-    if (tls->broken || !SSL_is_init_finished(tls->ssl))
-        return -1;
+    if (tls->broken || !SSL_is_init_finished(tls->ssl) || (SSL_get_shutdown(tls->ssl) & SSL_SENT_SHUTDOWN))
+        return -1; /* nothing is written after our close_notify */
     ERR_clear_error();
     size_t taken = 0;
     while (taken < len) {
