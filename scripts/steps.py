@@ -113,9 +113,16 @@ def validate(stage):
 # --- the functions of a C file -----------------------------------------------------------------------------------
 
 
+def opens_body(line):
+    """Whether a line opens a function's body: a brace alone (C, as .clang-format writes it), or a JavaScript
+    `function name(...) {` at the first column."""
+    return line == "{" or (line.startswith("function ") and line.rstrip().endswith("{"))
+
+
 def function_spans(source):
-    """{name: (first line, last line)} of the functions defined in a C file, numbered from 1: a definition starts
-    at the first column, and its braces stand alone on their lines (as .clang-format writes them)."""
+    """{name: (first line, last line)} of the functions defined in a C file (or the top-level functions of a
+    JavaScript one), numbered from 1: a definition starts at the first column, and its body ends with a brace
+    alone at the first column; a C function's opening brace stands alone too (as .clang-format writes them)."""
     lines = source.splitlines()
     spans = {}
     for first, line in enumerate(lines):
@@ -123,9 +130,9 @@ def function_spans(source):
         if not found or line.rstrip().endswith(";"):
             continue
         brace = first
-        while brace < len(lines) and lines[brace] != "{" and not lines[brace].rstrip().endswith(";"):
+        while brace < len(lines) and not opens_body(lines[brace]) and not lines[brace].rstrip().endswith(";"):
             brace += 1
-        if brace == len(lines) or lines[brace] != "{":
+        if brace == len(lines) or not opens_body(lines[brace]):
             continue  # a declaration, not a definition
         end = lines.index("}", brace) if "}" in lines[brace:] else len(lines) - 1
         spans[found.group(1)] = (first + 1, end + 1)
@@ -151,7 +158,7 @@ def stub_function(source, name, comment, stub):
         raise SystemExit(f"steps: no definition of {name}() to replace")
     lines = source.splitlines(keepends=True)
     first, last = spans[name]
-    brace = next(i for i in range(first - 1, len(lines)) if lines[i].rstrip("\n") == "{")
+    brace = next(i for i in range(first - 1, len(lines)) if opens_body(lines[i].rstrip("\n")))
     body = course.multiline(stub).splitlines()
     stubbed = [comment] + [f"    {text}\n" if text.strip() else "\n" for text in body]
     return "".join(lines[:brace + 1] + stubbed + lines[last - 1:])

@@ -115,11 +115,39 @@ START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_
 }
 END_TEST
 
-/* Each bad request, and the status it must get. */
-static const struct {
+START_TEST(test_ws_header_names_are_read_in_any_case)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    const char *request = "GET /style.css HTTP/1.1\r\nhOsT: x\r\nACCEPT: text/css\r\n\r\n";
+    ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
+    enum ws_event event = ws_next(ws);
+    ck_assert_msg(event == WS_REQUEST,
+                  "\"hOsT:\" is a Host header (RFC 9110: names are case-insensitive); got "
+                  "event %d: %s",
+                  event, ws_error(ws));
+    ck_assert_str_eq(ws_path(ws), "/style.css");
+    ws_free(ws);
+}
+END_TEST
+
+/* A bad request, and the status it must get. */
+struct bad_request {
     const char *request;
     const char *status;
-} BAD_REQUESTS[] = {
+};
+
+/* Requests that break HTTP/1.1 itself. */
+static const struct bad_request BAD_REQUESTS[] = {
+    {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+    {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 "},
+    {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
+    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400 "},
+    {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+    {"GET\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+};
+
+/* Upgrades that break RFC 6455's handshake. */
+static const struct bad_request BAD_UPGRADES[] = {
     {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
      "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
      "HTTP/1.1 426 "},
@@ -133,27 +161,81 @@ static const struct {
     {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
      "Sec-WebSocket-Version: 13\r\n\r\n",
      "HTTP/1.1 400 "},
-    {"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
-    {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 "},
-    {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
-    {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400 "},
-    {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
 };
 
-START_TEST(test_ws_a_bad_request_gets_its_status_and_ends_the_connection)
+static void check_refused(const struct bad_request *bad, int i)
 {
-    const char *request = BAD_REQUESTS[_i].request;
     struct ws *ws = ws_new(&LIMITS);
-    ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
-    ck_assert_msg(ws_next(ws) == WS_ERROR, "request %d (%s) was not refused", _i, request);
+    ck_assert_int_eq(ws_feed(ws, bad->request, strlen(bad->request)), 0);
+    ck_assert_msg(ws_next(ws) == WS_ERROR, "request %d (%s) was not refused", i, bad->request);
     const char *out = take_output(ws);
-    ck_assert_msg(strncmp(out, BAD_REQUESTS[_i].status, strlen(BAD_REQUESTS[_i].status)) == 0,
-                  "request %d: expected \"%s...\", got \"%.40s\" (%s)", _i, BAD_REQUESTS[_i].status, out,
-                  ws_error(ws));
-    if (strstr(BAD_REQUESTS[_i].status, "426") != NULL)
+    ck_assert_msg(strncmp(out, bad->status, strlen(bad->status)) == 0,
+                  "request %d: expected \"%s...\", got \"%.40s\" (%s)", i, bad->status, out, ws_error(ws));
+    if (strstr(bad->status, "426") != NULL)
         ck_assert_msg(strstr(out, "Sec-WebSocket-Version: 13\r\n") != NULL, "a 426 must say the version: %s",
                       out);
     ck_assert(ws_finished(ws));
+    ws_free(ws);
+}
+
+START_TEST(test_ws_a_bad_request_gets_its_status_and_ends_the_connection)
+{
+    check_refused(&BAD_REQUESTS[_i], _i);
+}
+END_TEST
+
+START_TEST(test_ws_a_bad_upgrade_gets_its_status_and_ends_the_connection)
+{
+    check_refused(&BAD_UPGRADES[_i], _i);
+}
+END_TEST
+
+START_TEST(test_ws_upgrade_tokens_are_read_in_any_case_and_in_lists)
+{
+    const char *request = "GET /ws HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nupgrade: WebSocket\r\n"
+                          "connection: keep-alive,upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "sec-websocket-version: 13\r\n\r\n";
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
+    enum ws_event event = ws_next(ws);
+    ck_assert_msg(event == WS_OPEN,
+                  "\"upgrade: WebSocket\" and \"connection: keep-alive,upgrade\" ask for the "
+                  "upgrade (tokens are case-insensitive, in comma lists); got event %d: %s",
+                  event, ws_error(ws));
+    ws_free(ws);
+}
+END_TEST
+
+/* Origins a browser may send, and whether each may open the WebSocket of a page served as 127.0.0.1:8080. */
+static const struct {
+    const char *origin_line;
+    bool allowed;
+} ORIGINS[] = {
+    {"", true}, /* no Origin: not a browser */
+    {"Origin: http://127.0.0.1:8080\r\n", true},
+    {"Origin: https://127.0.0.1:8080\r\n", true},
+    {"Origin: http://localhost:3000\r\n", false}, /* LIMITS.origin is http://127.0.0.1:8080 only */
+    {"Origin: http://127.0.0.1:8081\r\n", false},
+    {"Origin: http://127.0.0.1:8080.evil.example\r\n", false},
+    {"Origin: null\r\n", false},
+};
+
+START_TEST(test_ws_only_the_pages_own_origin_or_none_may_upgrade)
+{
+    char request[512];
+    snprintf(request, sizeof request,
+             "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+             ORIGINS[_i].origin_line);
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
+    enum ws_event event = ws_next(ws);
+    const char *out = take_output(ws);
+    ck_assert_msg(event == (ORIGINS[_i].allowed ? WS_OPEN : WS_ERROR), "%s%s: expected %s, got \"%.40s\"",
+                  ORIGINS[_i].origin_line, ORIGINS[_i].origin_line[0] ? "" : "(no Origin)",
+                  ORIGINS[_i].allowed ? "101" : "403", out);
+    if (!ORIGINS[_i].allowed)
+        ck_assert_msg(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "expected a 403, got \"%.40s\"", out);
     ws_free(ws);
 }
 END_TEST
@@ -217,6 +299,28 @@ START_TEST(test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time)
 }
 END_TEST
 
+START_TEST(test_ws_messages_with_16_and_64_bit_lengths_arrive_whole)
+{
+    static unsigned char payload[70000], frame[70016];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (unsigned char)('a' + i % 26);
+    const size_t sizes[] = {125, 126, 300, 65535, 65536}; /* LIMITS.max_message is 65536 */
+    for (int i = 0; i < 5; i++) {
+        struct ws *ws = opened();
+        size_t n = client_frame(frame, true, 2, payload, sizes[i]);
+        feed(ws, frame, n);
+        enum ws_event event = ws_next(ws);
+        ck_assert_msg(event == WS_BINARY, "a message of %zu bytes: event %d (%s)", sizes[i], event,
+                      ws_error(ws));
+        size_t len;
+        const char *message = ws_message(ws, &len);
+        ck_assert_msg(len == sizes[i] && memcmp(message, payload, len) == 0,
+                      "a message of %zu bytes came out as %zu bytes, or changed", sizes[i], len);
+        ws_free(ws);
+    }
+}
+END_TEST
+
 START_TEST(test_ws_fragments_with_a_ping_between_them_make_one_message)
 {
     struct ws *ws = opened();
@@ -255,23 +359,56 @@ static const struct {
      "a length not in the fewest bytes"},
     {{0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0}, 10, 1002, "a length with its top bit set"},
     {{0x82, 0xFF, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF}, 10, 1009, "2 GiB declared, past the limit"},
-    {{0x88, 0x81, 0, 0, 0, 0, 0x03}, 7, 1002, "a close of one byte"},
-    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xED}, 8, 1002, "close code 1005, which no peer may send"},
     {{0x81, 0x82, 0, 0, 0, 0, 0xC0, 0x80}, 8, 1007, "an overlong NUL in text"},
     {{0x81, 0x83, 0, 0, 0, 0, 0xED, 0xA0, 0x80}, 9, 1007, "a UTF-16 surrogate in text"},
+    {{0x88, 0x81, 0, 0, 0, 0, 0x03}, 7, 1002, "a close of one byte"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xED}, 8, 1002, "close code 1005, which no peer may send"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x0B, 0xB7}, 8, 1002, "close code 2999, which no peer may send"},
+    {{0x88, 0x83, 0, 0, 0, 0, 0x03, 0xE8, 0xFF}, 9, 1007, "a close reason that is not UTF-8"},
 };
+
+/* The first BROKEN_FRAMES break a frame's rules; from here on, a close frame's. */
+#define FIRST_BROKEN_CLOSE 11
+
+static void check_broken(int i)
+{
+    struct ws *ws = opened();
+    feed(ws, BROKEN_FRAMES[i].bytes, BROKEN_FRAMES[i].len);
+    enum ws_event event = ws_next(ws);
+    ck_assert_msg(event == WS_ERROR, "frame %d (%s): event %d, not WS_ERROR", i, BROKEN_FRAMES[i].why, event);
+    int code = close_code_sent(ws);
+    ck_assert_msg(code == BROKEN_FRAMES[i].code, "frame %d (%s): close code %d, expected %d (%s)", i,
+                  BROKEN_FRAMES[i].why, code, BROKEN_FRAMES[i].code, ws_error(ws));
+    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ws_free(ws);
+}
 
 START_TEST(test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code)
 {
+    check_broken(_i);
+}
+END_TEST
+
+START_TEST(test_ws_a_close_frame_that_breaks_a_rule_fails_with_its_close_code)
+{
+    check_broken(_i);
+}
+END_TEST
+
+START_TEST(test_ws_a_ping_is_answered_with_a_pong_of_its_payload)
+{
     struct ws *ws = opened();
-    feed(ws, BROKEN_FRAMES[_i].bytes, BROKEN_FRAMES[_i].len);
-    enum ws_event event = ws_next(ws);
-    ck_assert_msg(event == WS_ERROR, "frame %d (%s): event %d, not WS_ERROR", _i, BROKEN_FRAMES[_i].why,
-                  event);
-    int code = close_code_sent(ws);
-    ck_assert_msg(code == BROKEN_FRAMES[_i].code, "frame %d (%s): close code %d, expected %d (%s)", _i,
-                  BROKEN_FRAMES[_i].why, code, BROKEN_FRAMES[_i].code, ws_error(ws));
-    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    unsigned char frame[64];
+    size_t n = client_frame(frame, true, 9, "are you there?", 14);
+    feed(ws, frame, n);
+    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    size_t len;
+    const char *out = ws_output(ws, &len);
+    ck_assert_msg(len == 16 && memcmp(out,
+                                      "\x8a\x0e"
+                                      "are you there?",
+                                      16) == 0,
+                  "expected a pong of 14 bytes carrying the ping's payload, got %zu bytes", len);
     ws_free(ws);
 }
 END_TEST
@@ -364,26 +501,38 @@ Suite *make_ws_suite(void)
 {
     Suite *suite = suite_create("ws");
     TCase *http = tcase_create("http");
-    tcase_add_test(http, test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example);
     tcase_add_test(http,
                    test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_request_follows);
     tcase_add_loop_test(http, test_ws_a_bad_request_gets_its_status_and_ends_the_connection, 0,
                         (int)(sizeof BAD_REQUESTS / sizeof BAD_REQUESTS[0]));
     tcase_add_test(http, test_ws_a_head_that_never_ends_is_refused_at_the_limit);
+    tcase_add_test(http, test_ws_header_names_are_read_in_any_case);
     suite_add_tcase(suite, http);
+    TCase *handshake = tcase_create("handshake");
+    tcase_add_test(handshake, test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example);
+    tcase_add_loop_test(handshake, test_ws_a_bad_upgrade_gets_its_status_and_ends_the_connection, 0,
+                        (int)(sizeof BAD_UPGRADES / sizeof BAD_UPGRADES[0]));
+    tcase_add_test(handshake, test_ws_upgrade_tokens_are_read_in_any_case_and_in_lists);
+    tcase_add_loop_test(handshake, test_ws_only_the_pages_own_origin_or_none_may_upgrade, 0,
+                        (int)(sizeof ORIGINS / sizeof ORIGINS[0]));
+    suite_add_tcase(suite, handshake);
     TCase *frames = tcase_create("frames");
     tcase_add_test(frames, test_ws_a_text_frame_fed_one_byte_at_a_time_is_one_message);
     tcase_add_test(frames, test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time);
+    tcase_add_test(frames, test_ws_messages_with_16_and_64_bit_lengths_arrive_whole);
     tcase_add_test(frames, test_ws_fragments_with_a_ping_between_them_make_one_message);
     tcase_add_loop_test(frames, test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code, 0,
-                        (int)(sizeof BROKEN_FRAMES / sizeof BROKEN_FRAMES[0]));
+                        FIRST_BROKEN_CLOSE);
     tcase_add_test(frames, test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends);
     tcase_add_test(frames, test_ws_a_new_message_inside_a_fragmented_one_fails);
     tcase_add_test(frames, test_ws_server_frames_give_their_length_in_the_fewest_bytes);
     suite_add_tcase(suite, frames);
-    TCase *closing = tcase_create("close");
-    tcase_add_test(closing, test_ws_a_close_is_answered_with_its_code_and_ends_the_connection);
-    tcase_add_test(closing, test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close);
-    suite_add_tcase(suite, closing);
+    TCase *control = tcase_create("control");
+    tcase_add_test(control, test_ws_a_ping_is_answered_with_a_pong_of_its_payload);
+    tcase_add_test(control, test_ws_a_close_is_answered_with_its_code_and_ends_the_connection);
+    tcase_add_test(control, test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close);
+    tcase_add_loop_test(control, test_ws_a_close_frame_that_breaks_a_rule_fails_with_its_close_code,
+                        FIRST_BROKEN_CLOSE, (int)(sizeof BROKEN_FRAMES / sizeof BROKEN_FRAMES[0]));
+    suite_add_tcase(suite, control);
     return suite;
 }

@@ -23,7 +23,52 @@ function splitWords(line) {
   return words;
 }
 
-// RESP replies out of a stream of bytes that arrive in pieces: next() gives a whole reply, or undefined.
+// The RESP value that starts at pos in bytes (a Uint8Array), and where it ends: { value, end }; undefined
+// while it has not all arrived. A simple string is a string, an error an Error, an integer a Number, a bulk
+// string a string (null for $-1), an array an Array (null for *-1). Lengths count bytes, not characters.
+function parseReply(bytes, pos) {
+  const lineEnd = indexOfCrlf(bytes, pos);
+  if (lineEnd < 0) return undefined;
+  const type = String.fromCharCode(bytes[pos]);
+  const line = decoder.decode(bytes.subarray(pos + 1, lineEnd));
+  const after = lineEnd + 2;
+  switch (type) {
+    case "+": return { value: line, end: after };
+    case "-": return { value: new Error(line), end: after };
+    case ":": return { value: Number(line), end: after };
+    case "$": {
+      const len = Number(line);
+      if (len < 0) return { value: null, end: after };
+      if (bytes.length < after + len + 2) return undefined;
+      return { value: decoder.decode(bytes.subarray(after, after + len)), end: after + len + 2 };
+    }
+    case "*": {
+      const count = Number(line);
+      if (count < 0) return { value: null, end: after };
+      const items = [];
+      let end = after;
+      for (let i = 0; i < count; i++) {
+        const item = parseReply(bytes, end);
+        if (item === undefined) return undefined;
+        items.push(item.value);
+        end = item.end;
+      }
+      return { value: items, end };
+    }
+    default:
+      throw new Error(`not RESP: a reply starting with ${JSON.stringify(type)}`);
+  }
+}
+
+// Where the next CRLF starts, at or after from; -1 when none has arrived.
+function indexOfCrlf(bytes, from) {
+  for (let i = from; i + 1 < bytes.length; i++)
+    if (bytes[i] === 13 && bytes[i + 1] === 10) return i;
+  return -1;
+}
+
+// RESP replies out of a stream of bytes that arrive in pieces, cut anywhere: next() gives a whole reply, or
+// undefined.
 class RespReader {
   constructor() { this.bytes = new Uint8Array(0); }
 
@@ -35,51 +80,10 @@ class RespReader {
   }
 
   next() {
-    const parsed = this.parse(0);
+    const parsed = parseReply(this.bytes, 0);
     if (parsed === undefined) return undefined;
     this.bytes = this.bytes.slice(parsed.end);
     return parsed.value;
-  }
-
-  // The value that starts at pos, and where it ends; undefined while it is not all here.
-  parse(pos) {
-    const lineEnd = this.indexOfCrlf(pos);
-    if (lineEnd < 0) return undefined;
-    const type = String.fromCharCode(this.bytes[pos]);
-    const line = decoder.decode(this.bytes.subarray(pos + 1, lineEnd));
-    const after = lineEnd + 2;
-    switch (type) {
-      case "+": return { value: line, end: after };
-      case "-": return { value: new Error(line), end: after };
-      case ":": return { value: Number(line), end: after };
-      case "$": {
-        const len = Number(line);
-        if (len < 0) return { value: null, end: after };
-        if (this.bytes.length < after + len + 2) return undefined;
-        return { value: decoder.decode(this.bytes.subarray(after, after + len)), end: after + len + 2 };
-      }
-      case "*": {
-        const count = Number(line);
-        if (count < 0) return { value: null, end: after };
-        const items = [];
-        let end = after;
-        for (let i = 0; i < count; i++) {
-          const item = this.parse(end);
-          if (item === undefined) return undefined;
-          items.push(item.value);
-          end = item.end;
-        }
-        return { value: items, end };
-      }
-      default:
-        throw new Error(`not RESP: a reply starting with ${JSON.stringify(type)}`);
-    }
-  }
-
-  indexOfCrlf(from) {
-    for (let i = from; i + 1 < this.bytes.length; i++)
-      if (this.bytes[i] === 13 && this.bytes[i + 1] === 10) return i;
-    return -1;
   }
 }
 
