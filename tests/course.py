@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The keys of [stage] that say what a stage does, yes or no; a harness test names one in needs(...).
 PROMISES = ("concurrent", "graceful_shutdown", "timestamped_log", "limits", "live_client", "thread_per_client",
-            "event_loop", "commands", "thread_pool", "tls")
+            "event_loop", "commands", "thread_pool", "tls", "browser")
 
 
 def stage_paths():
@@ -95,6 +95,7 @@ class Stage:
     commands: bool  # requests are commands in RESP (lesson 05 on), not lines that get the same reply
     thread_pool: bool  # slow commands run on worker threads, off the event loop (lesson 06 on)
     tls: bool  # a TLS port beside the plain one, and a client that speaks TLS (lesson 07 on)
+    browser: bool  # the page over HTTP and WebSocket (--http-port, --https-port), for a browser (lesson 08 on)
     new: tuple  # the stage.ini keys this stage adds; "basics" for the first stage
     changes: list = field(default_factory=list)  # the files that differ from the stage before
     steps: list = field(default_factory=list)

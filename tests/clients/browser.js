@@ -1,0 +1,270 @@
+// browser.js - drives lesson 08's page (lessons/08-browser/web) in a real browser: Debian's Chromium, headless,
+// through playwright-core (which never downloads a browser of its own). Run by tests/test_browser.py and
+// scripts/screenshots.
+//
+//   node browser.js [OPTIONS] URL STEP...
+//
+// OPTIONS
+//   --timeout MS          how long each step may wait for the page (default 5000)
+//   --ignore-https-errors take the server's certificate unchecked: the development CA is not the browser's,
+//                         so the test checks the certificate against certs/ca.crt itself, apart from this
+//   --viewport WxH        the pages' size (default 1200x800)
+// STEPS, each an argument followed by its own
+//   load                  opens a new page at URL (it becomes the current one) and waits until its status says
+//                         "connected"; reports the status, the WebSockets the page opened, and the TLS details
+//   page N                makes page N (0, 1, ... in the order loaded) the current one
+//   command LINE TEXT     types LINE in the console and Enter, and waits for a reply below it that holds TEXT
+//   name NAME             sets the chat name (CLIENT SETNAME) and waits for "you are NAME"
+//   say MESSAGE           publishes MESSAGE in the chat (Enter in the message box)
+//   wait-text TEXT        waits until the current page shows TEXT, anywhere
+//   wait-in SELECTOR TEXT waits until the element SELECTOR (e.g. "#clients") shows TEXT
+//   chat                  two new pages: each sets a name (alice, bob), alice says hello, both pages show it
+//   screenshot PATH       a PNG of the current page
+//
+// Prints one JSON line per step as it ends: {"step": ..., "ok": true, "ms": ..., what it found}; a step that
+// fails prints "ok": false, why, and what the page showed (status, console, chat, its last WebSocket frames),
+// and the run exits 1. An error thrown inside the page fails the run too. The browser is
+// Chromium from $CHROMIUM, else /usr/bin/chromium; without it, or without playwright-core, the first line is
+// {"step": "launch", "ok": false, "missing": ...} and the exit code 3. Every wait has its deadline: no sleeps.
+'use strict';
+
+const fs = require('fs');
+
+function usage(why) {
+  console.error(`browser.js: ${why}\nusage: node browser.js [--timeout MS] [--ignore-https-errors] ` +
+    '[--viewport WxH] URL STEP...   (the comment at the top of browser.js lists the steps)');
+  process.exit(2);
+}
+
+// How many arguments each step takes.
+const ARITY = { load: 0, page: 1, command: 2, name: 1, say: 1, 'wait-text': 1, 'wait-in': 2, chat: 0, screenshot: 1 };
+
+const args = process.argv.slice(2);
+const options = { timeout: 5000, ignoreHTTPSErrors: false, width: 1200, height: 800 };
+while (args.length && args[0].startsWith('--')) {
+  const option = args.shift();
+  if (option === '--timeout') options.timeout = Number(args.shift());
+  else if (option === '--ignore-https-errors') options.ignoreHTTPSErrors = true;
+  else if (option === '--viewport') [options.width, options.height] = (args.shift() || '').split('x').map(Number);
+  else usage(`unknown option ${option}`);
+}
+if (!(options.timeout > 0) || !(options.width > 0) || !(options.height > 0)) usage('a bad --timeout or --viewport');
+const url = args.shift();
+if (!url) usage('no URL');
+const steps = [];
+while (args.length) {
+  const name = args.shift();
+  if (!(name in ARITY)) usage(`unknown step ${name}`);
+  if (args.length < ARITY[name]) usage(`${name} takes ${ARITY[name]} argument(s)`);
+  steps.push({ name, args: args.splice(0, ARITY[name]) });
+}
+
+function say(line) {
+  console.log(JSON.stringify(line));
+}
+
+// A whole run never outlives its steps' deadlines, whatever hangs (the browser's start included).
+const watchdog = setTimeout(() => {
+  say({ step: 'run', ok: false, error: 'the run outlived the deadlines of all its steps' });
+  process.exit(1);
+}, 20000 + options.timeout * (steps.length + 2));
+
+let chromium;
+try {
+  ({ chromium } = require('playwright-core'));
+} catch (error) {
+  say({ step: 'launch', ok: false, missing: 'playwright-core', error: error.message.split('\n')[0] });
+  process.exit(3);
+}
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!fs.existsSync(executablePath)) {
+  say({ step: 'launch', ok: false, missing: 'chromium', error: `no browser at ${executablePath}` });
+  process.exit(3);
+}
+
+const pages = []; // {page, ws: [urls], frames: [last frames], errors: [thrown in the page]}
+let current;
+const pageErrors = [];
+
+async function openPage(context) {
+  const page = await context.newPage();
+  const entry = { page, ws: [], frames: [], errors: [] };
+  const keep = (what) => {
+    entry.frames.push(what);
+    if (entry.frames.length > 12) entry.frames.shift();
+  };
+  const shown = (payload) => (typeof payload === 'string' ? payload : `(binary) ${payload.toString('latin1')}`)
+    .slice(0, 200);
+  page.on('websocket', (ws) => {
+    entry.ws.push(ws.url());
+    ws.on('framesent', (frame) => keep(`sent ${shown(frame.payload)}`));
+    ws.on('framereceived', (frame) => keep(`received ${shown(frame.payload)}`));
+    ws.on('close', () => keep('closed'));
+    ws.on('socketerror', (error) => keep(`error ${error}`));
+  });
+  page.on('pageerror', (error) => {
+    const text = String(error && (error.stack || error.message) || error).split('\n').slice(0, 3).join(' | ');
+    entry.errors.push(text);
+    pageErrors.push(text);
+    say({ event: 'pageerror', page: pages.indexOf(entry), error: text });
+  });
+  pages.push(entry);
+  current = entry;
+  return entry;
+}
+
+// What the page shows, for a failure's message.
+async function showing(entry) {
+  if (!entry) return {};
+  try {
+    return await entry.page.evaluate(() => {
+      const texts = (id) => [...document.querySelectorAll(`#${id} li`)].slice(-10).map((li) => li.textContent);
+      const status = document.getElementById('status');
+      return { status: status && status.textContent, console: texts('console-log'), chat: texts('chat-log') };
+    });
+  } catch (error) {
+    return { showing: `could not read the page: ${error.message.split('\n')[0]}` };
+  }
+}
+
+// Waits until the status line says "connected" (app.js: "connected to HOST:PORT", once both WebSockets are
+// open and the chat one subscribed).
+async function waitConnected(entry) {
+  await entry.page.waitForFunction(() => /^connected/.test(document.getElementById('status').textContent),
+    null, { timeout: options.timeout });
+}
+
+async function load(context) {
+  const entry = await openPage(context);
+  const response = await entry.page.goto(url, { timeout: options.timeout, waitUntil: 'load' });
+  const tls = response && await response.securityDetails();
+  await waitConnected(entry);
+  return {
+    page: pages.length - 1, http: response && response.status(), ws: entry.ws,
+    status: await entry.page.textContent('#status'),
+    ...(tls && tls.protocol ? { tls: { protocol: tls.protocol, issuer: tls.issuer, subject: tls.subjectName } } : {}),
+  };
+}
+
+async function command(line, expected) {
+  const page = current.page;
+  const before = await page.locator('#console-log li').count();
+  await page.fill('#command', line);
+  await page.press('#command', 'Enter');
+  // The first item from `before` on that is the echo of this line; the reply is in the items after it.
+  const handle = await page.waitForFunction(([from, line, expected]) => {
+    const items = [...document.querySelectorAll('#console-log li')].slice(from).map((li) => li.textContent);
+    const at = items.indexOf(`> ${line}`);
+    if (at < 0) return false;
+    const after = items.slice(at + 1);
+    return after.some((text) => text.includes(expected)) ? after : false;
+  }, [before, line, expected], { timeout: options.timeout });
+  return { reply: await handle.jsonValue() };
+}
+
+async function setName(name) {
+  await current.page.fill('#name', name);
+  await current.page.press('#name', 'Enter');
+  await waitIn('#chat-log', `you are ${name}`);
+  return { name };
+}
+
+async function publish(message) {
+  await current.page.fill('#message', message);
+  await current.page.press('#message', 'Enter');
+  // app.js empties the box once PUBLISH is answered.
+  await current.page.waitForFunction(() => document.getElementById('message').value === '', null,
+    { timeout: options.timeout });
+  return { said: message };
+}
+
+async function waitIn(selector, text) {
+  const handle = await current.page.waitForFunction(([selector, text]) => {
+    const element = document.querySelector(selector);
+    const shows = element && element.innerText;
+    return shows && shows.includes(text) ? shows : false;
+  }, [selector, text], { timeout: options.timeout });
+  return { shows: (await handle.jsonValue()).slice(-400) };
+}
+
+// Makes page n the current one, and brings it to the front: a page behind another gets no animation frames,
+// and Playwright's waits poll on those.
+async function use(n) {
+  current = pages[n];
+  await current.page.bringToFront();
+}
+
+async function chat(context) {
+  const alice = (await load(context)).page;
+  const bob = (await load(context)).page;
+  await use(alice);
+  await setName('alice');
+  await use(bob);
+  await setName('bob');
+  await use(alice);
+  await publish('hello from alice');
+  await waitIn('#chat-log', 'alice: hello from alice');
+  await use(bob);
+  const seen = await waitIn('#chat-log', 'alice: hello from alice');
+  return { pages: [alice, bob], bob_sees: seen.shows };
+}
+
+async function run(step, context) {
+  const [a, b] = step.args;
+  switch (step.name) {
+    case 'load': return load(context);
+    case 'page':
+      if (!pages[Number(a)]) throw new Error(`no page ${a}: ${pages.length} loaded`);
+      await use(Number(a));
+      return { page: Number(a) };
+    case 'command': return command(a, b);
+    case 'name': return setName(a);
+    case 'say': return publish(a);
+    case 'wait-text': return waitIn('body', a);
+    case 'wait-in': return waitIn(a, b);
+    case 'chat': return chat(context);
+    case 'screenshot':
+      await current.page.screenshot({ path: a, timeout: options.timeout });
+      return { path: a };
+    default: throw new Error(`unknown step ${step.name}`);
+  }
+}
+
+async function main() {
+  let started = Date.now();
+  const browser = await chromium.launch({ executablePath, headless: true, timeout: options.timeout * 2 });
+  say({ step: 'launch', ok: true, ms: Date.now() - started, version: browser.version() });
+  let failed = false;
+  try {
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: options.ignoreHTTPSErrors, viewport: { width: options.width, height: options.height },
+    });
+    for (const step of steps) {
+      started = Date.now();
+      if (!current && !['load', 'chat'].includes(step.name)) throw new Error(`${step.name} before any load`);
+      try {
+        const found = await run(step, context);
+        say({ step: step.name, args: step.args, ok: true, ms: Date.now() - started, ...found });
+      } catch (error) {
+        say({ step: step.name, args: step.args, ok: false, ms: Date.now() - started,
+          error: error.message.split('\n').filter((line) => line.trim()).slice(0, 4).join(' | '),
+          page: pages.indexOf(current), ...await showing(current), frames: current ? current.frames : [] });
+        failed = true;
+        break;
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+  const ok = !failed && pageErrors.length === 0;
+  say({ step: 'done', ok, ...(pageErrors.length ? { error: 'the page threw', pageerrors: pageErrors } : {}) });
+  return ok;
+}
+
+main().then((ok) => {
+  clearTimeout(watchdog);
+  process.exit(ok ? 0 : 1);
+}, (error) => {
+  say({ step: 'run', ok: false, error: String(error && (error.stack || error.message) || error) });
+  process.exit(1);
+});
