@@ -240,7 +240,10 @@ static void conn_close(struct loop *loop, struct conn *conn)
     poller_remove(loop->poller, conn->sock);
     sock_close(conn->sock);
     timers_cancel(&loop->timers, &conn->timer);
-    log_event(conn->peer, "disconnected after %lu requests", conn->session.requests);
+    if (conn->ws != NULL && !conn->upgraded)
+        log_event(conn->peer, "disconnected (a page's connection)");
+    else
+        log_event(conn->peer, "disconnected after %lu requests", conn->session.requests);
     session_end(&conn->session);
     tls_free(conn->tls);
     conn->tls = NULL;
@@ -615,8 +618,13 @@ static size_t unframe(struct loop *loop, struct conn *conn, long long now)
             size_t len;
             const char *message = ws_message(conn->ws, &len);
             judge(conn, session_feed(&conn->session, message, len, now));
-        } else if (event == WS_CLOSE) {
+        } else if (event == WS_CLOSE && conn->upgraded) {
             conn->state = DRAINING; /* its close is answered in the output: send it, then close */
+        } else if (event == WS_CLOSE) {
+            /* A page was the last answer (Connection: close): send it, end the stream, and read what the
+             * browser may still send until it closes, as an error's answer is (a close() with bytes unread
+             * would be a reset, which can cost the browser the page). */
+            conn->state = REFUSING;
         } else {
             log_event(conn->peer, "error: %s, closing", ws_error(conn->ws));
             conn->state = REFUSING;

@@ -579,10 +579,12 @@ const char *ws_error(const struct ws *ws)
 int ws_respond(struct ws *ws, int status, const char *content_type, const char *body, size_t len)
 {
     char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n\r\n",
-                     status, reason_phrase(status), content_type, len);
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                 status, reason_phrase(status), content_type, len);
+    ws->final = WS_CLOSE; /* one page a connection: see ws.h */
     if (outbuf_append(&ws->out, head, (size_t)n) != 0 || outbuf_append(&ws->out, body, len) != 0)
         return -1;
     return 0;

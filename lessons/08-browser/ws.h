@@ -77,7 +77,10 @@ const char *ws_error(const struct ws *ws);
 
 /*
  * After WS_REQUEST: the HTTP response (status 200, 404, ...), with its
- * Content-Type and body. The connection then waits for its next request.
+ * Content-Type and body, and "Connection: close": one page a connection,
+ * so that a browser keeps no idle connection open to the server (each
+ * would count as a client), and ws_next() says WS_CLOSE. A page is a few
+ * small files: a new connection for each costs nothing that shows.
  * Returns 0, or -1 when out of memory.
  */
 int ws_respond(struct ws *ws, int status, const char *content_type, const char *body, size_t len);

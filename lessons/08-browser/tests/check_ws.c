@@ -97,7 +97,7 @@ START_TEST(test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example)
 }
 END_TEST
 
-START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_request_follows)
+START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_its_response_ends_the_connection)
 {
     struct ws *ws = ws_new(&LIMITS);
     const char *two = "GET /app.js?v=3 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -105,12 +105,14 @@ START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_
     ck_assert_int_eq(ws_next(ws), WS_REQUEST);
     ck_assert_str_eq(ws_path(ws), "/app.js");
     ck_assert_int_eq(ws_respond(ws, 200, "text/javascript", "x", 1), 0);
+    ck_assert(!ws_finished(ws)); /* not before the response is sent */
     const char *out = take_output(ws);
     ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0 &&
-                      strstr(out, "Content-Length: 1\r\n") != NULL,
+                      strstr(out, "Content-Length: 1\r\n") != NULL &&
+                      strstr(out, "Connection: close\r\n") != NULL,
                   "the response was: %s", out);
-    ck_assert_int_eq(ws_next(ws), WS_REQUEST);
-    ck_assert_str_eq(ws_path(ws), "/");
+    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    ck_assert(ws_finished(ws));
     ws_free(ws);
 }
 END_TEST
@@ -501,8 +503,8 @@ Suite *make_ws_suite(void)
 {
     Suite *suite = suite_create("ws");
     TCase *http = tcase_create("http");
-    tcase_add_test(http,
-                   test_ws_a_page_request_gives_its_path_without_the_query_and_the_next_request_follows);
+    tcase_add_test(
+        http, test_ws_a_page_request_gives_its_path_without_the_query_and_its_response_ends_the_connection);
     tcase_add_loop_test(http, test_ws_a_bad_request_gets_its_status_and_ends_the_connection, 0,
                         (int)(sizeof BAD_REQUESTS / sizeof BAD_REQUESTS[0]));
     tcase_add_test(http, test_ws_a_head_that_never_ends_is_refused_at_the_limit);

@@ -103,10 +103,16 @@ class Connection {
     this.socket.onmessage = (event) => {
       const data = typeof event.data === "string" ? encoder.encode(event.data) : new Uint8Array(event.data);
       this.reader.push(data);
-      for (let reply; (reply = this.reader.next()) !== undefined;) {
-        const asked = Array.isArray(reply) && reply[0] === "message" ? undefined : this.waiting.shift();
-        if (asked) asked(reply);
-        else onPush(reply);
+      try {
+        for (let reply; (reply = this.reader.next()) !== undefined;) {
+          const asked = Array.isArray(reply) && reply[0] === "message" ? undefined : this.waiting.shift();
+          if (asked) asked(reply);
+          else onPush(reply);
+        }
+      } catch (error) {
+        // Bytes that are not RESP2: nothing after them can be read right. Say so, and end the connection.
+        onPush(error);
+        this.socket.close(1002, "not RESP");
       }
     };
     this.socket.onclose = (event) => onClose(event);
@@ -198,6 +204,10 @@ async function connect() {
   panelTimer = setInterval(refreshPanel, 1000);
 }
 
+// Commands that would change the connection the console shares with the panel: a subscribed connection may
+// only subscribe, HELLO 3 speaks RESP3 (which parseReply() does not read), QUIT and RESET end or reset it.
+const NOT_IN_THE_CONSOLE = ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "HELLO", "QUIT", "RESET"];
+
 $("console-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const line = $("command").value;
@@ -205,6 +215,11 @@ $("console-form").addEventListener("submit", async (event) => {
   if (words.length === 0) return;
   $("command").value = "";
   append($("console-log"), `> ${line}`, "command");
+  if (NOT_IN_THE_CONSOLE.includes(words[0].toUpperCase())) {
+    append($("console-log"), `(page) not here: ${words[0]} would change the connection the panel uses too ` +
+      "(the chat has its own for SUBSCRIBE; redis-cli can do the rest)", "error");
+    return;
+  }
   append($("console-log"), format(await control.send(words)));
 });
 
