@@ -370,8 +370,7 @@ static enum ws_event next_request(struct ws *ws)
 /* --- frames -----------------------------------------------------------------------------------------------
  */
 
-static int append_message(struct ws *ws, const unsigned char *bytes, size_t len, const unsigned char mask[4],
-                          size_t mask_offset)
+static int append_message(struct ws *ws, const unsigned char *bytes, size_t len, const unsigned char mask[4])
 {
     if (ws->msg_len + len > ws->msg_cap) {
         size_t cap = ws->msg_cap ? ws->msg_cap : 256;
@@ -384,7 +383,7 @@ static int append_message(struct ws *ws, const unsigned char *bytes, size_t len,
         ws->msg_cap = cap;
     }
     for (size_t i = 0; i < len; i++)
-        ws->msg[ws->msg_len + i] = (char)(bytes[i] ^ mask[(mask_offset + i) % 4]);
+        ws->msg[ws->msg_len + i] = (char)(bytes[i] ^ mask[i % 4]);
     ws->msg_len += len;
     return 0;
 }
@@ -477,7 +476,7 @@ static enum ws_event next_frame(struct ws *ws)
         ws->utf8 = (struct utf8){0, 0x80, 0xBF};
     }
     size_t before = ws->msg_len;
-    if (append_message(ws, payload, (size_t)len, mask, 0) != 0)
+    if (append_message(ws, payload, (size_t)len, mask) != 0)
         return fail(ws, CLOSE_TOO_BIG, "out of memory for a message");
     if (ws->msg_opcode == OP_TEXT)
         for (size_t i = before; i < ws->msg_len; i++)
