@@ -18,7 +18,7 @@
 //   say MESSAGE           publishes MESSAGE in the chat (Enter in the message box)
 //   wait-text TEXT        waits until the current page shows TEXT, anywhere
 //   wait-in SELECTOR TEXT waits until the element SELECTOR (e.g. "#clients") shows TEXT
-//   chat                  two new pages: each sets a name (alice, bob), alice says hello, both pages show it
+//   chat                  two new pages: each sets a name (alice, bob), alice says hello (not in ASCII), both show it
 //   screenshot PATH       a PNG of the current page
 //
 // Prints one JSON line per step as it ends: {"step": ..., "ok": true, "ms": ..., what it found}; a step that
@@ -202,10 +202,12 @@ async function chat(context) {
   await use(bob);
   await setName('bob');
   await use(alice);
-  await publish('hello from alice');
-  await waitIn('#chat-log', 'alice: hello from alice');
+  // Not ASCII: RESP's lengths count bytes, and a page that counts characters sends a command the server cannot read.
+  const said = 'alice: héllo from alice, wörld ✓';
+  await publish(said.slice('alice: '.length));
+  await waitIn('#chat-log', said);
   await use(bob);
-  const seen = await waitIn('#chat-log', 'alice: hello from alice');
+  const seen = await waitIn('#chat-log', said);
   return { pages: [alice, bob], bob_sees: seen.shows };
 }
 
