@@ -193,7 +193,9 @@ struct conn {
     bool said_goodbye;         /* its TLS close_notify is queued: nothing more is encrypted */
     struct ws *ws;             /* its WebSocket, on the web ports (NULL on the others): HTTP, then frames */
     bool upgraded;             /* its GET /ws was accepted: messages from now on */
-    char peer[NET_ADDR_TEXT];  /* "host:port", for the log */
+    long long
+        message_since; /* when its unfinished message (or frame) began (0: none), for --request-timeout */
+    char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
 };
 
 /* What the loop keeps: everything. */
@@ -326,6 +328,11 @@ static long long conn_due(const struct loop *loop, const struct conn *conn)
         due = conn->linger_until;
     if (setting_up(conn) && (due == 0 || conn->handshake_until < due))
         due = conn->handshake_until;
+    if (conn->message_since != 0 && loop->limits.request_timeout_s > 0) {
+        long long give_up_at = conn->message_since + loop->limits.request_timeout_s * 1000;
+        if (due == 0 || give_up_at < due)
+            due = give_up_at;
+    }
     if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0) {
         long long give_up_at = conn->stalled_since + loop->limits.send_timeout_s * 1000;
         if (due == 0 || give_up_at < due)
@@ -761,6 +768,14 @@ static void flush(struct loop *loop, struct conn *conn, long long now)
         conn->state = LINGERING;
         conn->linger_until = now + LINGER_MS;
     }
+    /* A web client in the middle of a message, while nothing of ours holds it up, has --request-timeout to
+     * finish it, as a RESP client has to finish a request (the session's deadline cannot see inside frames).
+     */
+    bool mid_message = conn->upgraded && wants_input(conn) && ws_mid_message(conn->ws);
+    if (!mid_message)
+        conn->message_since = 0;
+    else if (conn->message_since == 0)
+        conn->message_since = now;
     /* Watch for room while output waits; read while the session wants more, or to drop what a lingerer sends.
      */
     bool read_on = conn->state == LINGERING || wants_input(conn);
@@ -1001,6 +1016,13 @@ static void expire(struct loop *loop, long long now)
                 log_event(conn->peer, "no WebSocket upgrade within --http-timeout, closing");
                 conn_close(loop, conn);
             }
+        } else if (conn->message_since != 0 && loop->limits.request_timeout_s > 0 &&
+                   now >= conn->message_since + loop->limits.request_timeout_s * 1000) {
+            log_event(conn->peer, "error: WebSocket message not finished in time, closing");
+            ws_close(conn->ws, 1008, "message not finished in time"); /* 1008: a policy broken */
+            conn->message_since = 0;
+            conn->state = REFUSING;
+            queue_send(loop, conn);
         } else if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0 &&
                    now >= conn->stalled_since + loop->limits.send_timeout_s * 1000) {
             give_up(loop, conn, "not reading its replies");

@@ -363,7 +363,8 @@ static enum ws_event next_request(struct ws *ws)
     memcpy(ws->path, h.target, path_len);
     ws->path[path_len] = '\0';
     if (h.upgrade != NULL && has_token(h.upgrade, "websocket"))
-        return upgrade(ws, &h);
+        return strcmp(ws->path, WS_PATH) == 0 ? upgrade(ws, &h)
+                                              : fail_http(ws, 404, "WebSockets open at " WS_PATH);
     return WS_REQUEST;
 }
 
@@ -611,6 +612,11 @@ bool ws_open(const struct ws *ws)
 bool ws_has_input(const struct ws *ws)
 {
     return ws->final == WS_MORE && ws->start < ws->len;
+}
+
+bool ws_mid_message(const struct ws *ws)
+{
+    return ws->upgraded && (ws_has_input(ws) || (ws->final == WS_MORE && ws->msg_opcode != 0));
 }
 
 void ws_close(struct ws *ws, int code, const char *reason)

@@ -37,6 +37,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Where the WebSocket opens: an upgrade asked for on any other path is a 404. */
+#define WS_PATH "/ws"
+
 struct ws_limits {
     size_t max_head;    /* bytes of an HTTP request's line and headers (431 past it) */
     size_t max_message; /* bytes of one message, all its fragments together (1009 past it) */
@@ -94,6 +97,14 @@ bool ws_open(const struct ws *ws);
 
 /* Whether bytes fed wait unread, that ws_next() may turn into an event without another feed. */
 bool ws_has_input(const struct ws *ws);
+
+/*
+ * Whether a message is begun and not finished: a frame cut short, or a
+ * fragmented message still open. Asked after ws_next() said WS_MORE, it
+ * is a client that is in the middle of saying something, and the driver
+ * gives it a deadline, as to an unfinished request.
+ */
+bool ws_mid_message(const struct ws *ws);
 
 /* Starts the close handshake (code 1001, going away, at a stop): a close frame is queued. */
 void ws_close(struct ws *ws, int code, const char *reason);

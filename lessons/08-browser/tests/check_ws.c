@@ -292,8 +292,7 @@ START_TEST(test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time)
     ck_assert_int_eq(ws_next(ws), WS_BINARY);
     ck_assert_mem_eq(ws_message(ws, &len), "\x00\x01", 2);
     ck_assert_uint_eq(len, 2);
-    ck_assert_int_eq(ws_next(ws), WS_MORE);
-    ck_assert_mem_eq(take_output(ws), "\x8a\x02hb", 4); /* the pong, its payload the ping's */
+    ck_assert_int_eq(ws_next(ws), WS_MORE); /* the ping between them is control()'s: its pong, step 4's */
     ws_free(ws);
 }
 END_TEST
