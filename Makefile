@@ -20,7 +20,7 @@
 #   make windows          every stage as Windows programs (server.exe, client.exe)
 #   make diff FROM=01 TO=02   what changed between two stages
 #   make sanitize         Check tests and harness under ASan+UBSan, then TSan
-#   make fuzz             fuzz the line framer, lesson 05's RESP parser, then lesson 07's TLS glue, FUZZ_SECONDS
+#   make fuzz             fuzz the line framer, lesson 05's RESP parser, lesson 07's TLS glue, lesson 08's WebSocket, FUZZ_SECONDS
 #                         each (default 60)
 #   make reliability      sanitize, fuzz and the reliability tests; writes docs/reliability.md
 #   make bench            measure every stage (and Redis); writes docs/benchmarks.md and two plots
@@ -52,7 +52,8 @@ HARNESS_ENV := COURSE_STAGES="$(SELECTED)" COURSE_ONLY_NEW=$(ONLY) \
     COURSE_CLIENT=$(if $(CLIENT),$(abspath $(CLIENT)))
 
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined
+# Undefined behaviour ends the run as a crash does (UBSan would otherwise print it and go on, exit 0).
+FUZZ_FLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
 .PHONY: all run client test check windows diff deps format clean sanitize fuzz reliability bench docs start progress \
     watch prove check-stages
@@ -123,11 +124,13 @@ sanitize: deps
 	@scripts/sanitize
 
 # libFuzzer with ASan+UBSan on final/'s framer, compared line by line with a reference, then on lesson
-# 05's RESP parser, whole against chunked. New inputs go to build/, so the committed seeds stay as they are.
+# 05's RESP parser, lesson 07's TLS glue and lesson 08's HTTP and WebSocket, whole against chunked. New
+# inputs go to build/, so the committed seeds stay as they are.
 RESP_DIR := lessons/05-commands
 TLS_DIR  := lessons/07-tls
+WS_DIR   := lessons/08-browser
 fuzz: deps
-	@mkdir -p build/fuzz-corpus build/fuzz-resp-corpus build/fuzz-tls-corpus
+	@mkdir -p build/fuzz-corpus build/fuzz-resp-corpus build/fuzz-tls-corpus build/fuzz-ws-corpus
 	@cp final/tests/fuzz-corpus/* build/fuzz-corpus/
 	@cp $(RESP_DIR)/tests/fuzz-resp-corpus/* build/fuzz-resp-corpus/
 	@cp $(TLS_DIR)/tests/fuzz-tls-corpus/* build/fuzz-tls-corpus/
@@ -136,7 +139,9 @@ fuzz: deps
 	clang $(FUZZ_FLAGS) -I$(RESP_DIR) -o build/fuzz_resp $(RESP_DIR)/tests/fuzz_resp.c $(RESP_DIR)/resp.c
 	clang $(FUZZ_FLAGS) -I$(TLS_DIR) -o build/fuzz_tls $(TLS_DIR)/tests/fuzz_tls.c $(TLS_DIR)/tls.c \
 	    $(TLS_DIR)/outbuf.c -lssl -lcrypto
-	@for target in line_framer resp tls; do \
+	clang $(FUZZ_FLAGS) -I$(WS_DIR) -o build/fuzz_ws $(WS_DIR)/tests/fuzz_ws.c $(WS_DIR)/ws.c $(WS_DIR)/outbuf.c \
+	    -lcrypto
+	@for target in line_framer resp tls ws; do \
 	    suffix=$$([ $$target = line_framer ] || echo -$$target); \
 	    log=build/fuzz$$suffix.log; \
 	    corpus=build/fuzz$$suffix-corpus; \

@@ -550,6 +550,8 @@ enum ws_event ws_next(struct ws *ws)
         ws->msg_len = 0;
         ws->msg_done = false;
     }
+    if (ws->start == ws->len)
+        return WS_MORE; /* nothing held (ws->in may be NULL yet) */
     if (!ws->upgraded)
         return next_request(ws);
     for (;;) { /* past control frames and fragments, to something to say or the end of what is held */
