@@ -193,9 +193,8 @@ struct conn {
     bool said_goodbye;         /* its TLS close_notify is queued: nothing more is encrypted */
     struct ws *ws;             /* its WebSocket, on the web ports (NULL on the others): HTTP, then frames */
     bool upgraded;             /* its GET /ws was accepted: messages from now on */
-    long long
-        message_since; /* when its unfinished message (or frame) began (0: none), for --request-timeout */
-    char peer[NET_ADDR_TEXT]; /* "host:port", for the log */
+    long long message_since;   /* when its unfinished message began (0: none): --request-timeout */
+    char peer[NET_ADDR_TEXT];  /* "host:port", for the log */
 };
 
 /* What the loop keeps: everything. */
