@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,18 +485,18 @@ static size_t below(const struct conn *conn)
 
 /*
  * Puts what the session has to say into binary WebSocket messages, while
- * at most WS_AHEAD bytes of frames wait below: the rest stays in the
- * session's output, where the high-water mark and --max-output see it.
- * Binary, because a reply may hold any bytes and a text message must be
- * UTF-8; where one message ends means nothing to RESP, and the page's
- * reader puts replies together across them. Returns 0, or -1 when out of
- * memory.
+ * fewer than `ahead` bytes of frames wait below (WS_AHEAD, as the loop
+ * sends): the rest stays in the session's output, where the high-water
+ * mark and --max-output see it. Binary, because a reply may hold any
+ * bytes and a text message must be UTF-8; where one message ends means
+ * nothing to RESP, and the page's reader puts replies together across
+ * them. Returns 0, or -1 when out of memory.
  */
-static int frame(struct loop *loop, struct conn *conn, long long now)
+static int frame(struct loop *loop, struct conn *conn, size_t ahead, long long now)
 {
     size_t waiting, len;
     const char *plain;
-    while (ws_open(conn->ws) && (ws_output(conn->ws, &waiting), waiting) < WS_AHEAD &&
+    while (ws_open(conn->ws) && (ws_output(conn->ws, &waiting), waiting) < ahead &&
            (plain = session_output(&conn->session, &len)) != NULL) {
         size_t piece = len < WS_AHEAD ? len : WS_AHEAD;
         if (ws_send_binary(conn->ws, plain, piece) != 0)
@@ -541,7 +542,7 @@ static bool send_some(struct loop *loop, struct conn *conn, long long now)
     const char *bytes;
     start_jobs(loop, conn, now);
     for (;;) {
-        if (conn->ws != NULL && frame(loop, conn, now) != 0)
+        if (conn->ws != NULL && frame(loop, conn, WS_AHEAD, now) != 0)
             return false;
         if (conn->tls != NULL && encrypt(loop, conn, now) != 0)
             return false;
@@ -611,6 +612,14 @@ static size_t unframe(struct loop *loop, struct conn *conn, long long now)
 {
     size_t taken = 0;
     while (wants_input(conn)) {
+        /* The replies to the messages before go out before whatever the next frame makes the WebSocket say
+         * itself: a close, its answer or an error's, ends the messages, and replies framed after it are lost.
+         * So all of them are framed now (wants_input() keeps the frames waiting below a bound). */
+        if (frame(loop, conn, SIZE_MAX, now) != 0) {
+            log_event(conn->peer, "error: out of memory for its replies, closing");
+            conn->state = REFUSING;
+            break;
+        }
         enum ws_event event = ws_next(conn->ws);
         if (event == WS_MORE)
             break;
