@@ -411,28 +411,30 @@ START_TEST(test_ws_a_ping_is_answered_with_a_pong_of_its_payload)
 }
 END_TEST
 
-START_TEST(test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends)
+/* Feeds frames to an open connection, which must fail with this close code. */
+static void check_fails_with(const unsigned char *frames, size_t len, int code)
 {
     struct ws *ws = opened();
+    feed(ws, frames, len);
+    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ck_assert_int_eq(close_code_sent(ws), code);
+    ws_free(ws);
+}
+
+START_TEST(test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends)
+{
     unsigned char frame[64];
     size_t n = client_frame(frame, false, 1, "ok \xff", 4); /* 0xFF is never UTF-8, and no FIN yet */
-    feed(ws, frame, n);
-    ck_assert_int_eq(ws_next(ws), WS_ERROR);
-    ck_assert_int_eq(close_code_sent(ws), 1007);
-    ws_free(ws);
+    check_fails_with(frame, n, 1007);
 }
 END_TEST
 
 START_TEST(test_ws_a_new_message_inside_a_fragmented_one_fails)
 {
-    struct ws *ws = opened();
     unsigned char frames[64];
     size_t n = client_frame(frames, false, 1, "a", 1);
     n += client_frame(frames + n, true, 1, "b", 1);
-    feed(ws, frames, n);
-    ck_assert_int_eq(ws_next(ws), WS_ERROR);
-    ck_assert_int_eq(close_code_sent(ws), 1002);
-    ws_free(ws);
+    check_fails_with(frames, n, 1002);
 }
 END_TEST
 
