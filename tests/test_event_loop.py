@@ -10,7 +10,7 @@ import time
 import pytest
 
 from figures import record
-from harness import SHUTDOWN_NOTICE, CourseFailure, Server
+from harness import SHUTDOWN_NOTICE, CourseFailure, Server, first_difference
 from test_sockets import socket_descriptors
 
 pytestmark = pytest.mark.needs("event_loop")
@@ -178,6 +178,108 @@ def test_a_client_that_stops_reading_is_paused_not_dropped_and_gets_every_reply_
                             f"dropped\nhint: {hint}\n{server.log()}", kind="closed", hint=hint)
     flooder.round_trip(b"and it is still served")
     assert not server.stderr.wait_for(r"error: .*closing", 0), f"a client was closed:\n{server.log()}"
+
+
+def pipelined_requests(stage):
+    """Requests that ask for megabytes of replies, and those replies: 1,000,000 lines of lesson 04's protocol
+    (18 MB of "Hello from server\\n"), or 200 ECHO of 60,000 bytes in RESP (12 MB)."""
+    if not stage.commands:
+        return b"x\n" * 1000000, stage.reply(b"x") * 1000000
+    payload = b"x" * 60000
+    return (b"*2\r\n$4\r\nECHO\r\n$60000\r\n%s\r\n" % payload) * 200, (b"$60000\r\n%s\r\n" % payload) * 200
+
+
+def send_what_fits(sock, data, sent):
+    """Non-blocking sends of what is left of data, until the socket takes no more; returns how much has gone."""
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:sent + 65536])
+    except BlockingIOError:
+        pass
+    return sent
+
+
+@pytest.mark.any_protocol
+@pytest.mark.builds("linux")  # the kernel's send queue; the Win32 twin cannot read it (docs/posix-vs-winsock.md)
+def test_the_send_timeout_closes_a_client_that_stops_reading_never_one_that_reads_slowly(start_server, connections,
+                                                                                         target):
+    """--send-timeout closes a client that takes none of its replies, never one that takes them slowly. Three
+    clients with a small receive window pipeline megabytes of replies' worth of requests: one reads 5 KB/s for four
+    times the timeout (then as fast as it can), one reads 5 KB/s for twice the timeout and then stops, one never
+    reads. Linux grows the server's send buffer to megabytes for each, and then reports room only once a good part
+    of it is free: at 5 KB/s no send() finds room for minutes. When only a send() that succeeded stopped the send
+    clock, the slow readers were closed after the timeout ("not reading its replies") while the kernel's queue for
+    them shrank all along: progress is that queue shrinking (sock_unacked_bytes()), not only a send that succeeds."""
+    timeout = 2
+    server = start_server("--send-timeout", str(timeout))
+    request, replies = pipelined_requests(target.stage)
+    slow, stops, never = (server.connect(receive_buffer=4096) for _ in range(3))
+    reads_for = {slow: 4 * timeout, stops: 2 * timeout, never: 0}  # seconds of reading 5 KB/s
+    connections += list(reads_for)
+    sent, received = {conn: 0 for conn in reads_for}, {conn: bytearray() for conn in reads_for}
+    for conn in reads_for:
+        conn.sock.setblocking(False)
+    started = time.monotonic()
+
+    def cut_off(conn, how):
+        hint = ("a client whose replies leave the kernel's send queue is making progress even when no send() finds "
+                "room: the send clock starts with that queue measured (kernel_queue()), and when it runs out, a queue "
+                "that has shrunk since (still_taking()) starts it again instead of giving up")
+        raise CourseFailure(f"the server closed a client reading its replies at 5 KB/s ({how}) after "
+                            f"{len(received[conn])} bytes, {time.monotonic() - started:.1f} s after it sent its "
+                            f"requests, with --send-timeout {timeout}: a client that reads slowly must be slowed, "
+                            f"never dropped\nhint: {hint}\n{server.log()}", kind="closed", hint=hint)
+
+    tick = started
+    while tick < started + 4 * timeout:
+        for conn, seconds in reads_for.items():
+            reading = tick < started + seconds
+            try:
+                sent[conn] = send_what_fits(conn.sock, request, sent[conn])
+                piece = conn.sock.recv(500) if reading else None  # 500 bytes a tenth of a second: 5 KB/s
+            except BlockingIOError:
+                piece = None
+            except ConnectionError as error:
+                if reading:
+                    cut_off(conn, error)
+                sent[conn] = len(request)  # closed after it stopped reading: the log says so, below
+                continue
+            if piece == b"":
+                cut_off(conn, "end of stream")
+            received[conn] += piece or b""
+        tick += 0.1
+        time.sleep(max(0.0, tick - time.monotonic()))  # the pace of a slow reader, not a wait for readiness
+    slow_read = len(received[slow])
+    assert slow_read >= 5000 * 4 * timeout // 2, (
+        f"the slow reader got only {slow_read} bytes in {4 * timeout} s: the test reads 5 KB/s, and the server has "
+        f"megabytes of replies for it\n{server.log()}")
+    for conn, who in ((never, "a client that never reads"), (stops, "a client that stopped reading")):
+        pattern = rf"127\.0\.0\.1:{conn.sock.getsockname()[1]} error: not reading its replies, closing$"
+        assert server.stderr.wait_for(pattern, target.deadline(4)), (
+            f"no log line matching {pattern!r} for {who}, {4 * timeout} s after it sent its requests: a send that "
+            f"finds no room must give up after --send-timeout once the kernel's queue no longer shrinks (and the "
+            f"timer be set again each time the send clock starts again)\n{server.log()}")
+    # Then as fast as it can: every reply comes, whole and in order.
+    end = time.monotonic() + target.deadline(30)
+    while len(received[slow]) < len(replies) and time.monotonic() < end:
+        more = [slow.sock] if sent[slow] < len(request) else []
+        readable, writable, _ = select.select([slow.sock], more, [], 1)
+        if writable:
+            sent[slow] = send_what_fits(slow.sock, request, sent[slow])
+        if readable:
+            try:
+                chunk = slow.sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            received[slow] += chunk
+    where = first_difference(received[slow], replies)
+    assert where is None, (f"the slow reader got {len(received[slow])} of {len(replies)} bytes of replies, which "
+                           f"differ from those expected from byte {where}\n{server.log()}")
+    pattern = rf"127\.0\.0\.1:{slow.sock.getsockname()[1]} error: "
+    assert not server.stderr.wait_for(pattern, 0), f"the slow reader was closed with an error:\n{server.log()}"
+    record(target, "bytes a 5 KB/s reader took in 4 send timeouts, never closed", slow_read)
 
 
 def runnable_average(pid):
