@@ -99,6 +99,14 @@ long sock_send(socket_t sock, const void *buf, size_t len);
 /* Receives up to len bytes once; returns bytes received, 0 at end of stream, or -1. */
 long sock_recv(socket_t sock, void *buf, size_t len);
 
+/*
+ * The bytes the socket has taken to send that the peer has not yet
+ * acknowledged, sent or still queued. The count shrinks as the peer takes
+ * them, even while the kernel reports no room to send. Returns 0 with the
+ * count in *bytes, or -1 where the system cannot tell (Windows).
+ */
+int sock_unacked_bytes(socket_t sock, size_t *bytes);
+
 /* Lets a restarted server bind its port at once, without letting two live servers share it. */
 int sock_set_reuse_address(socket_t sock);
 

@@ -14,10 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>    /* ioctl() */
 #include <sys/resource.h> /* setpriority() */
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/sockios.h> /* SIOCOUTQ, which <sys/ioctl.h> leaves out */
+#endif
 
 /* Linux has MSG_NOSIGNAL; a system without it (macOS) ignores SIGPIPE in net_startup() instead. */
 #ifndef MSG_NOSIGNAL
@@ -100,6 +104,22 @@ long sock_send(socket_t sock, const void *buf, size_t len)
 long sock_recv(socket_t sock, void *buf, size_t len)
 {
     return (long)recv(sock, buf, len, 0);
+}
+
+int sock_unacked_bytes(socket_t sock, size_t *bytes)
+{
+#ifdef SIOCOUTQ
+    /* Linux: the send queue, sent or not, until the peer acknowledges it (the Send-Q that `ss` shows). */
+    int queued;
+    if (ioctl(sock, SIOCOUTQ, &queued) != 0 || queued < 0)
+        return -1;
+    *bytes = (size_t)queued;
+    return 0;
+#else
+    (void)sock; /* other POSIX systems have no common call for it */
+    (void)bytes;
+    return -1;
+#endif
 }
 
 int sock_set_reuse_address(socket_t sock)

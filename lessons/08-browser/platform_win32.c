@@ -126,6 +126,19 @@ long sock_recv(socket_t sock, void *buf, size_t len)
     return n == SOCKET_ERROR ? -1 : n;
 }
 
+int sock_unacked_bytes(socket_t sock, size_t *bytes)
+{
+    /*
+     * Winsock has no call for it on every Windows: SIO_TCP_INFO (Windows 10
+     * on) comes closest, and Wine 8.0 refuses it (WSAEOPNOTSUPP). Unknown,
+     * so the server judges a stalled client by its sends alone
+     * (docs/posix-vs-winsock.md, "A slow reader").
+     */
+    (void)sock;
+    (void)bytes;
+    return -1;
+}
+
 int sock_set_reuse_address(socket_t sock)
 {
     /*

@@ -183,6 +183,7 @@ struct conn {
     struct session session;   /* the protocol: requests in, its output out */
     unsigned watched;         /* what the poller watches the socket for */
     long long stalled_since;  /* when a send last found no room with bytes unsent (0: none unsent) */
+    size_t stall_queue;       /* kernel_queue() when the send clock last started */
     long long linger_until;   /* while LINGERING */
     struct timer timer;       /* the nearest of its deadlines */
     struct conn *prev, *next; /* the open connections, for the stop */
@@ -529,6 +530,35 @@ static int encrypt(struct loop *loop, struct conn *conn, long long now)
 }
 
 /*
+ * The bytes the kernel holds for the client unacknowledged, or SIZE_MAX
+ * when the system cannot tell. A send() that succeeds is not the only sign
+ * that a client reads: Linux grows a socket's send buffer to megabytes, then
+ * reports room only once a good part of it is free, so a client that reads
+ * a few KB/s sees no send() succeed for minutes while this count shrinks.
+ */
+static size_t kernel_queue(const struct conn *conn)
+{
+    size_t bytes;
+    return sock_unacked_bytes(conn->sock, &bytes) == 0 ? bytes : SIZE_MAX;
+}
+
+/*
+ * The send clock has run out: whether the client took some of its replies
+ * meanwhile, its kernel queue shorter than when the clock started. Then it
+ * is slowed, not dropped: the clock starts again, at the new level. Where
+ * the system cannot tell (Windows), only a send() that succeeds stops it.
+ */
+static bool still_taking(struct conn *conn, long long now)
+{
+    size_t queued = kernel_queue(conn);
+    if (queued >= conn->stall_queue)
+        return false;
+    conn->stall_queue = queued;
+    conn->stalled_since = now;
+    return true;
+}
+
+/*
  * Sends what fits of the session's output (of a web client: of its
  * frames; of a TLS client: of its records; made as they go). Each send
  * tells the layer above how much went, and the session may answer
@@ -557,8 +587,10 @@ static bool send_some(struct loop *loop, struct conn *conn, long long now)
                 continue;
             if (!sock_error_is_would_block(code))
                 return false;
-            if (conn->stalled_since == 0)
-                conn->stalled_since = now; /* no room: the send clock starts */
+            if (conn->stalled_since == 0) { /* no room: the send clock starts, the kernel's queue measured */
+                conn->stalled_since = now;
+                conn->stall_queue = kernel_queue(conn);
+            }
             return true;
         }
         conn->stalled_since = 0; /* progress: the clock stops */
@@ -1033,7 +1065,10 @@ static void expire(struct loop *loop, long long now)
             queue_send(loop, conn);
         } else if (conn->stalled_since != 0 && loop->limits.send_timeout_s > 0 &&
                    now >= conn->stalled_since + loop->limits.send_timeout_s * 1000) {
-            give_up(loop, conn, "not reading its replies");
+            if (!still_taking(conn, now))
+                give_up(loop, conn, "not reading its replies");
+            else if (arm(loop, conn) != 0) /* its clock started again */
+                give_up(loop, conn, "out of memory for its deadlines");
         } else if (conn->state == LINGERING) {
             conn_close(loop, conn);
         } else if (conn->state == OPEN) {
