@@ -1286,6 +1286,28 @@ def test_ctrl_c_sends_the_notice_then_close_1001_then_tcp_ends(start_server, tar
     assert server.wait(target.deadline(5)) == 0, server.log()
 
 
+def test_ctrl_c_over_wss_sends_the_close_frame_then_the_close_notify(start_server, target, opened):
+    """Over TLS the WebSocket's close goes first, then TLS's close_notify: the other way round, the close frame
+    is never sent (nothing is encrypted after a close_notify), and a browser sees the connection lost, not closed."""
+    server = start_web(start_server, target, https=True)
+    context = ssl.create_default_context(cafile=str(certs(target) / "ca.crt"))
+    # Python takes a TLS stream cut without a close_notify for a clean end unless told otherwise.
+    context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    client = Client(server, port=server.https_port, opened=opened)
+    client.sock = context.wrap_socket(client.sock, server_hostname="localhost")
+    client.upgrade()
+    client.command(b"PING")
+    client.expect_replies(b"+PONG\r\n")
+    server.interrupt()
+    client.expect_replies(SHUTDOWN_ERROR, "wait for the notice after Ctrl+C, over wss://")
+    client.expect_close(1001, "the close frame, before TLS's close_notify", reason=b"the server is stopping",
+                        then_eof=False)
+    client.send_frame(CLOSE, close_payload(1001))
+    client.expect_eof("then the close_notify: a clean end of the TLS stream", reset_allowed=False,
+                      hint="say_goodbye(): the WebSocket's close first, then tls_close() once it has gone")
+    assert server.wait(target.deadline(5)) == 0, server.log()
+
+
 # === 7. The RESP port refuses HTTP ===============================================================================
 
 

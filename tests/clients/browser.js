@@ -60,7 +60,9 @@ while (args.length) {
 }
 
 function say(line) {
-  console.log(JSON.stringify(line));
+  // Long strings (a 16 KB ECHO, its reply) are cut: a failure's message must stay readable.
+  console.log(JSON.stringify(line, (key, value) =>
+    typeof value === 'string' && value.length > 400 ? `${value.slice(0, 200)}...(${value.length} characters)` : value));
 }
 
 // A whole run never outlives its steps' deadlines, whatever hangs (the browser's start included).

@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct ws_limits LIMITS = {4096, 1 << 16, "http://127.0.0.1:8080"};
+/* max_head 4096, max_message 65536, and one origin allowed besides the page's own. */
+static const struct ws_limits LIMITS = {4096, 1 << 16, "http://localhost:3000"};
 
 static const char UPGRADE[] =
     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n"
@@ -33,12 +34,20 @@ static const char *take_output(struct ws *ws)
     return text;
 }
 
+/* The next event must be want; if not, the message says what ws_error() thinks was broken. */
+static void expect_event(struct ws *ws, enum ws_event want)
+{
+    enum ws_event got = ws_next(ws);
+    ck_assert_msg(got == want, "ws_next() said %d, expected %d%s%s", got, want, got == WS_ERROR ? ": " : "",
+                  got == WS_ERROR ? ws_error(ws) : "");
+}
+
 static struct ws *opened(void)
 {
     struct ws *ws = ws_new(&LIMITS);
     ck_assert_ptr_nonnull(ws);
     ck_assert_int_eq(ws_feed(ws, UPGRADE, strlen(UPGRADE)), 0);
-    ck_assert_int_eq(ws_next(ws), WS_OPEN);
+    expect_event(ws, WS_OPEN);
     take_output(ws);
     return ws;
 }
@@ -86,13 +95,13 @@ START_TEST(test_ws_upgrade_answers_with_the_accept_of_the_rfcs_own_example)
 {
     struct ws *ws = ws_new(&LIMITS);
     ck_assert_int_eq(ws_feed(ws, UPGRADE, strlen(UPGRADE)), 0);
-    ck_assert_int_eq(ws_next(ws), WS_OPEN);
+    expect_event(ws, WS_OPEN);
     const char *out = take_output(ws);
     ck_assert_msg(strncmp(out, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0, "the answer was: %s", out);
     ck_assert_msg(strstr(out, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL,
                   "RFC 6455's example key must give its example accept; the answer was: %s", out);
     ck_assert_msg(strstr(out, "Sec-WebSocket-Extensions") == NULL, "no extension was to be taken: %s", out);
-    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    expect_event(ws, WS_MORE);
     ws_free(ws);
 }
 END_TEST
@@ -102,7 +111,7 @@ START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_its_respo
     struct ws *ws = ws_new(&LIMITS);
     const char *two = "GET /app.js?v=3 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
     ck_assert_int_eq(ws_feed(ws, two, strlen(two)), 0);
-    ck_assert_int_eq(ws_next(ws), WS_REQUEST);
+    expect_event(ws, WS_REQUEST);
     ck_assert_str_eq(ws_path(ws), "/app.js");
     ck_assert_int_eq(ws_respond(ws, 200, "text/javascript", "x", 1), 0);
     ck_assert(!ws_finished(ws)); /* not before the response is sent */
@@ -111,7 +120,7 @@ START_TEST(test_ws_a_page_request_gives_its_path_without_the_query_and_its_respo
                       strstr(out, "Content-Length: 1\r\n") != NULL &&
                       strstr(out, "Connection: close\r\n") != NULL,
                   "the response was: %s", out);
-    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    expect_event(ws, WS_CLOSE);
     ck_assert(ws_finished(ws));
     ws_free(ws);
 }
@@ -132,6 +141,13 @@ START_TEST(test_ws_header_names_are_read_in_any_case)
 }
 END_TEST
 
+/* 300 characters: a path longer than any the server keeps. */
+#define LONG_PATH_10 "aaaaaaaaaa"
+#define LONG_PATH_100                                                                                        \
+    LONG_PATH_10 LONG_PATH_10 LONG_PATH_10 LONG_PATH_10 LONG_PATH_10 LONG_PATH_10 LONG_PATH_10 LONG_PATH_10  \
+        LONG_PATH_10 LONG_PATH_10
+#define LONG_PATH LONG_PATH_100 LONG_PATH_100 LONG_PATH_100
+
 /* A bad request, and the status it must get. */
 struct bad_request {
     const char *request;
@@ -146,6 +162,8 @@ static const struct bad_request BAD_REQUESTS[] = {
     {"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "HTTP/1.1 400 "},
     {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
     {"GET\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+    {"GET / HTTP/1.1\r\n: no name\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+    {"GET /" LONG_PATH " HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 404 "}, /* longer than ws_path() holds */
 };
 
 /* Upgrades that break RFC 6455's handshake. */
@@ -159,6 +177,19 @@ static const struct bad_request BAD_UPGRADES[] = {
      "HTTP/1.1 400 "},
     {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
      "Sec-WebSocket-Version: 13\r\n\r\n",
+     "HTTP/1.1 400 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: notupgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+     "HTTP/1.1 400 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13abc\r\n\r\n",
+     "HTTP/1.1 426 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25j!Q==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+     "HTTP/1.1 400 "},
+    {"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
+     "13\r\n\r\n",
      "HTTP/1.1 400 "},
 };
 
@@ -205,37 +236,104 @@ START_TEST(test_ws_upgrade_tokens_are_read_in_any_case_and_in_lists)
 }
 END_TEST
 
-/* Origins a browser may send, and whether each may open the WebSocket of a page served as 127.0.0.1:8080. */
+/* Origins a browser may send to a page's Host, and whether each may open its WebSocket. */
 static const struct {
+    const char *host;
     const char *origin_line;
     bool allowed;
 } ORIGINS[] = {
-    {"", true}, /* no Origin: not a browser */
-    {"Origin: http://127.0.0.1:8080\r\n", true},
-    {"Origin: https://127.0.0.1:8080\r\n", true},
-    {"Origin: http://localhost:3000\r\n", false}, /* LIMITS.origin is http://127.0.0.1:8080 only */
-    {"Origin: http://127.0.0.1:8081\r\n", false},
-    {"Origin: http://127.0.0.1:8080.evil.example\r\n", false},
-    {"Origin: null\r\n", false},
+    {"127.0.0.1:8080", "", true}, /* no Origin: not a browser */
+    {"127.0.0.1:8080", "Origin: http://127.0.0.1:8080\r\n", true},
+    {"127.0.0.1:8080", "Origin: https://127.0.0.1:8080\r\n", true},
+    {"LOCALHOST:8080", "Origin: http://localhost:8080\r\n", true}, /* a host name is in any case */
+    {"127.0.0.1:8080", "Origin: http://localhost:3000\r\n", true}, /* LIMITS.origin */
+    {"127.0.0.1:8080", "Origin: http://localhost:3001\r\n", false},
+    {"127.0.0.1:8080", "Origin: http://127.0.0.1:8081\r\n", false},
+    {"127.0.0.1:8080", "Origin: http://127.0.0.1:8080.evil.example\r\n", false},
+    {"127.0.0.1:8080", "Origin: ws://127.0.0.1:8080\r\n", false}, /* a page is http:// or https:// */
+    {"127.0.0.1:8080", "Origin: null\r\n", false},
 };
 
 START_TEST(test_ws_only_the_pages_own_origin_or_none_may_upgrade)
 {
     char request[512];
     snprintf(request, sizeof request,
-             "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-             ORIGINS[_i].origin_line);
+             ORIGINS[_i].host, ORIGINS[_i].origin_line);
     struct ws *ws = ws_new(&LIMITS);
     ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
     enum ws_event event = ws_next(ws);
     const char *out = take_output(ws);
-    ck_assert_msg(event == (ORIGINS[_i].allowed ? WS_OPEN : WS_ERROR), "%s%s: expected %s, got \"%.40s\"",
-                  ORIGINS[_i].origin_line, ORIGINS[_i].origin_line[0] ? "" : "(no Origin)",
-                  ORIGINS[_i].allowed ? "101" : "403", out);
+    ck_assert_msg(event == (ORIGINS[_i].allowed ? WS_OPEN : WS_ERROR),
+                  "Host %s, %s%s: expected %s, got \"%.40s\"", ORIGINS[_i].host, ORIGINS[_i].origin_line,
+                  ORIGINS[_i].origin_line[0] ? "" : "(no Origin)", ORIGINS[_i].allowed ? "101" : "403", out);
     if (!ORIGINS[_i].allowed)
         ck_assert_msg(strncmp(out, "HTTP/1.1 403 ", 13) == 0, "expected a 403, got \"%.40s\"", out);
     ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_nul_byte_in_the_head_gets_400)
+{
+    static const char request[] = "GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n";
+    struct ws *ws = ws_new(&LIMITS);
+    ck_assert_int_eq(ws_feed(ws, request, sizeof request - 1), 0);
+    expect_event(ws, WS_ERROR);
+    const char *out = take_output(ws);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "a head with a NUL byte: got \"%.40s\"", out);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_path_ends_at_its_query_or_its_fragment)
+{
+    static const char *const targets[] = {"/app.js?v=3", "/app.js#top", "/app.js?a#b", "/app.js"};
+    for (int i = 0; i < 4; i++) {
+        char request[128];
+        snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", targets[i]);
+        struct ws *ws = ws_new(&LIMITS);
+        ck_assert_int_eq(ws_feed(ws, request, strlen(request)), 0);
+        ck_assert_msg(ws_next(ws) == WS_REQUEST, "GET %s was not a page request (%s)", targets[i],
+                      ws_error(ws));
+        ck_assert_msg(strcmp(ws_path(ws), "/app.js") == 0, "GET %s: the path is \"%s\", not \"/app.js\"",
+                      targets[i], ws_path(ws));
+        ws_free(ws);
+    }
+}
+END_TEST
+
+/* A request whose head, without its blank line, is exactly len bytes. */
+static size_t head_of(char *request, size_t cap, size_t len)
+{
+    static const char start[] = "GET / HTTP/1.1\r\nHost: x\r\nX-Fill: ";
+    size_t fill = len - (sizeof start - 1);
+    ck_assert_uint_lt(len + 4, cap);
+    memcpy(request, start, sizeof start - 1);
+    memset(request + sizeof start - 1, 'a', fill);
+    memcpy(request + len, "\r\n\r\n", 4);
+    return len + 4;
+}
+
+START_TEST(test_ws_a_head_of_max_head_bytes_is_read_and_one_byte_more_is_431)
+{
+    static char request[8192];
+    for (size_t len = LIMITS.max_head - 1; len <= LIMITS.max_head + 3; len++) {
+        size_t n = head_of(request, sizeof request, len);
+        struct ws *ws = ws_new(&LIMITS);
+        ck_assert_int_eq(ws_feed(ws, request, n), 0);
+        enum ws_event event = ws_next(ws);
+        const char *out = take_output(ws);
+        if (len <= LIMITS.max_head)
+            ck_assert_msg(event == WS_REQUEST,
+                          "a head of %zu bytes (max_head %zu) must be read: got \"%.40s\"", len,
+                          LIMITS.max_head, out);
+        else
+            ck_assert_msg(event == WS_ERROR && strncmp(out, "HTTP/1.1 431 ", 13) == 0,
+                          "a head of %zu bytes (max_head %zu) must get 431: got \"%.40s\"", len,
+                          LIMITS.max_head, out);
+        ws_free(ws);
+    }
 }
 END_TEST
 
@@ -244,7 +342,7 @@ START_TEST(test_ws_a_head_that_never_ends_is_refused_at_the_limit)
     struct ws *ws = ws_new(&LIMITS);
     const char *start = "GET / HTTP/1.1\r\nHost: x\r\nX-Long: ";
     ck_assert_int_eq(ws_feed(ws, start, strlen(start)), 0);
-    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    expect_event(ws, WS_MORE);
     char filler[1024];
     memset(filler, 'a', sizeof filler);
     enum ws_event event = WS_MORE;
@@ -287,12 +385,12 @@ START_TEST(test_ws_many_frames_in_one_feed_come_out_one_message_at_a_time)
     n += client_frame(frames + n, true, 2, "\x00\x01", 2);
     feed(ws, frames, n);
     size_t len;
-    ck_assert_int_eq(ws_next(ws), WS_TEXT);
+    expect_event(ws, WS_TEXT);
     ck_assert_mem_eq(ws_message(ws, &len), "one", 3);
-    ck_assert_int_eq(ws_next(ws), WS_BINARY);
+    expect_event(ws, WS_BINARY);
     ck_assert_mem_eq(ws_message(ws, &len), "\x00\x01", 2);
     ck_assert_uint_eq(len, 2);
-    ck_assert_int_eq(ws_next(ws), WS_MORE); /* the ping between them is control()'s: its pong, step 4's */
+    expect_event(ws, WS_MORE); /* the ping between them is control()'s: its pong, step 4's */
     ws_free(ws);
 }
 END_TEST
@@ -329,7 +427,7 @@ START_TEST(test_ws_fragments_with_a_ping_between_them_make_one_message)
     n += client_frame(frames + n, false, 0, "w\xc3", 2); /* a character cut across two fragments */
     n += client_frame(frames + n, true, 0, "\xb6rld", 4);
     feed(ws, frames, n);
-    ck_assert_int_eq(ws_next(ws), WS_TEXT);
+    expect_event(ws, WS_TEXT);
     size_t len;
     const char *text = ws_message(ws, &len);
     ck_assert_uint_eq(len, 13);
@@ -338,13 +436,16 @@ START_TEST(test_ws_fragments_with_a_ping_between_them_make_one_message)
 }
 END_TEST
 
-/* Frames that break a rule, each with the close code the RFC gives it. */
-static const struct {
+/* A frame that breaks a rule, and the close code the RFC gives it. */
+struct broken {
     unsigned char bytes[16];
     size_t len;
     int code;
     const char *why;
-} BROKEN_FRAMES[] = {
+};
+
+/* Frames that break a rule of framing. */
+static const struct broken BROKEN_FRAMES[] = {
     {{0x81, 0x02, 'h', 'i'}, 4, 1002, "not masked"},
     {{0xC1, 0x80, 1, 2, 3, 4}, 6, 1002, "RSV1 set: no extension was agreed"},
     {{0x83, 0x80, 1, 2, 3, 4}, 6, 1002, "opcode 3"},
@@ -359,37 +460,68 @@ static const struct {
     {{0x82, 0xFF, 0, 0, 0, 0, 0x7F, 0xFF, 0xFF, 0xFF}, 10, 1009, "2 GiB declared, past the limit"},
     {{0x81, 0x82, 0, 0, 0, 0, 0xC0, 0x80}, 8, 1007, "an overlong NUL in text"},
     {{0x81, 0x83, 0, 0, 0, 0, 0xED, 0xA0, 0x80}, 9, 1007, "a UTF-16 surrogate in text"},
+    {{0x81, 0x81, 0, 0, 0, 0, 0xC3}, 7, 1007, "a text message that ends inside a character"},
+    {{0xA1, 0x80, 1, 2, 3, 4}, 6, 1002, "RSV2 set"},
+    {{0x91, 0x80, 1, 2, 3, 4}, 6, 1002, "RSV3 set"},
+    {{0x8B, 0x80, 1, 2, 3, 4}, 6, 1002, "opcode 11"},
+    {{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0x05}, 10, 1002, "5 bytes said in a 64-bit length"},
+};
+
+/* Close frames that break a rule: their code, or their reason. */
+static const struct broken BROKEN_CLOSES[] = {
     {{0x88, 0x81, 0, 0, 0, 0, 0x03}, 7, 1002, "a close of one byte"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xEC}, 8, 1002, "close code 1004, reserved"},
     {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xED}, 8, 1002, "close code 1005, which no peer may send"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xEE}, 8, 1002, "close code 1006, which no peer may send"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xF7}, 8, 1002, "close code 1015, which no peer may send"},
     {{0x88, 0x82, 0, 0, 0, 0, 0x0B, 0xB7}, 8, 1002, "close code 2999, which no peer may send"},
+    {{0x88, 0x82, 0, 0, 0, 0, 0x13, 0x88}, 8, 1002, "close code 5000, past the last"},
     {{0x88, 0x83, 0, 0, 0, 0, 0x03, 0xE8, 0xFF}, 9, 1007, "a close reason that is not UTF-8"},
 };
 
-/* The first BROKEN_FRAMES break a frame's rules; from here on, a close frame's. */
-#define FIRST_BROKEN_CLOSE 11
-
-static void check_broken(int i)
+static void check_broken(const struct broken *broken, int i)
 {
     struct ws *ws = opened();
-    feed(ws, BROKEN_FRAMES[i].bytes, BROKEN_FRAMES[i].len);
+    feed(ws, broken->bytes, broken->len);
     enum ws_event event = ws_next(ws);
-    ck_assert_msg(event == WS_ERROR, "frame %d (%s): event %d, not WS_ERROR", i, BROKEN_FRAMES[i].why, event);
+    ck_assert_msg(event == WS_ERROR, "frame %d (%s): event %d, not WS_ERROR", i, broken->why, event);
     int code = close_code_sent(ws);
-    ck_assert_msg(code == BROKEN_FRAMES[i].code, "frame %d (%s): close code %d, expected %d (%s)", i,
-                  BROKEN_FRAMES[i].why, code, BROKEN_FRAMES[i].code, ws_error(ws));
-    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    ck_assert_msg(code == broken->code, "frame %d (%s): close code %d, expected %d (%s)", i, broken->why,
+                  code, broken->code, ws_error(ws));
+    expect_event(ws, WS_ERROR);
     ws_free(ws);
 }
 
 START_TEST(test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code)
 {
-    check_broken(_i);
+    check_broken(&BROKEN_FRAMES[_i], _i);
 }
 END_TEST
 
 START_TEST(test_ws_a_close_frame_that_breaks_a_rule_fails_with_its_close_code)
 {
-    check_broken(_i);
+    check_broken(&BROKEN_CLOSES[_i], _i);
+}
+END_TEST
+
+START_TEST(test_ws_fragments_that_together_pass_max_message_fail_at_the_header_that_passes_it)
+{
+    static unsigned char payload[40000], frame[40016];
+    memset(payload, 'x', sizeof payload);
+    struct ws *ws = opened();
+    size_t n = client_frame(frame, false, 2, payload, sizeof payload);
+    feed(ws, frame, n);
+    expect_event(ws, WS_MORE);
+    /* A continuation of 30000 bytes: only its header, 70000 in all past max_message (65536). */
+    static const unsigned char header[] = {0x80, 0xFE, 0x75, 0x30, 1, 2, 3, 4};
+    feed(ws, header, sizeof header);
+    enum ws_event event = ws_next(ws);
+    ck_assert_msg(event == WS_ERROR,
+                  "40000 bytes, then a continuation declaring 30000 more: event %d, not "
+                  "WS_ERROR (the limit is the message's, all its fragments)",
+                  event);
+    ck_assert_int_eq(close_code_sent(ws), 1009);
+    ws_free(ws);
 }
 END_TEST
 
@@ -399,7 +531,7 @@ START_TEST(test_ws_a_ping_is_answered_with_a_pong_of_its_payload)
     unsigned char frame[64];
     size_t n = client_frame(frame, true, 9, "are you there?", 14);
     feed(ws, frame, n);
-    ck_assert_int_eq(ws_next(ws), WS_MORE);
+    expect_event(ws, WS_MORE);
     size_t len;
     const char *out = ws_output(ws, &len);
     ck_assert_msg(len == 16 && memcmp(out,
@@ -416,7 +548,7 @@ static void check_fails_with(const unsigned char *frames, size_t len, int code)
 {
     struct ws *ws = opened();
     feed(ws, frames, len);
-    ck_assert_int_eq(ws_next(ws), WS_ERROR);
+    expect_event(ws, WS_ERROR);
     ck_assert_int_eq(close_code_sent(ws), code);
     ws_free(ws);
 }
@@ -444,12 +576,50 @@ START_TEST(test_ws_a_close_is_answered_with_its_code_and_ends_the_connection)
     unsigned char frame[64];
     size_t n = client_frame(frame, true, 8, "\x0f\xa0going", 7); /* 4000, an application's code */
     feed(ws, frame, n);
-    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    expect_event(ws, WS_CLOSE);
     ck_assert_int_eq(close_code_sent(ws), 4000);
     ck_assert(!ws_finished(ws)); /* not before the answer is sent */
     take_output(ws);
     ck_assert(ws_finished(ws));
     ck_assert_int_eq(ws_send_text(ws, "late", 4), -1);
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_close_without_a_code_is_answered_with_1000)
+{
+    struct ws *ws = opened();
+    static const unsigned char empty_close[] = {0x88, 0x80, 1, 2, 3, 4};
+    feed(ws, empty_close, sizeof empty_close);
+    expect_event(ws, WS_CLOSE);
+    ck_assert_msg(close_code_sent(ws) == 1000,
+                  "a close with no code is answered with 1000 (1005 means \"no code\" "
+                  "and is never sent)");
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_close_before_the_upgrade_sends_nothing)
+{
+    struct ws *ws = ws_new(&LIMITS);
+    ws_close(ws, 1001, "stopping");
+    size_t len;
+    ck_assert_ptr_null(ws_output(ws, &len));
+    ws_free(ws);
+}
+END_TEST
+
+START_TEST(test_ws_a_long_close_reason_is_cut_to_fit_a_control_frame)
+{
+    char reason[200];
+    memset(reason, 'r', sizeof reason - 1);
+    reason[sizeof reason - 1] = '\0';
+    struct ws *ws = opened();
+    ws_close(ws, 1001, reason);
+    size_t len;
+    const unsigned char *out = (const unsigned char *)ws_output(ws, &len);
+    ck_assert_msg(out != NULL && len == 2 + 125 && out[0] == 0x88 && out[1] == 125,
+                  "a close frame carries at most 125 bytes (the code's 2 and 123 of reason): %zu bytes", len);
     ws_free(ws);
 }
 END_TEST
@@ -460,11 +630,14 @@ START_TEST(test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close
     ws_close(ws, 1001, "stopping");
     const char *out = take_output(ws);
     ck_assert_mem_eq(out, "\x88\x0a\x03\xe9stopping", 12);
+    ck_assert_msg(!ws_finished(ws), "our close is sent, the peer's has not come: not finished yet");
+    expect_event(ws, WS_MORE);
     unsigned char frames[64];
     size_t n = client_frame(frames, true, 1, "PING", 4);
+    n += client_frame(frames + n, true, 9, "late", 4); /* no pong after our close */
     n += client_frame(frames + n, true, 8, "\x03\xe8", 2);
     feed(ws, frames, n);
-    ck_assert_int_eq(ws_next(ws), WS_CLOSE);
+    expect_event(ws, WS_CLOSE);
     size_t len;
     ck_assert_ptr_null(ws_output(ws, &len)); /* one close each way, no more */
     ck_assert(ws_finished(ws));
@@ -507,6 +680,9 @@ Suite *make_ws_suite(void)
                         (int)(sizeof BAD_REQUESTS / sizeof BAD_REQUESTS[0]));
     tcase_add_test(http, test_ws_a_head_that_never_ends_is_refused_at_the_limit);
     tcase_add_test(http, test_ws_header_names_are_read_in_any_case);
+    tcase_add_test(http, test_ws_a_nul_byte_in_the_head_gets_400);
+    tcase_add_test(http, test_ws_a_path_ends_at_its_query_or_its_fragment);
+    tcase_add_test(http, test_ws_a_head_of_max_head_bytes_is_read_and_one_byte_more_is_431);
     suite_add_tcase(suite, http);
     TCase *handshake = tcase_create("handshake");
     tcase_add_test(handshake, test_ws_upgrade_tokens_are_read_in_any_case_and_in_lists);
@@ -522,7 +698,9 @@ Suite *make_ws_suite(void)
     tcase_add_test(frames, test_ws_messages_with_16_and_64_bit_lengths_arrive_whole);
     tcase_add_test(frames, test_ws_fragments_with_a_ping_between_them_make_one_message);
     tcase_add_loop_test(frames, test_ws_a_frame_that_breaks_a_rule_fails_with_its_close_code, 0,
-                        FIRST_BROKEN_CLOSE);
+                        (int)(sizeof BROKEN_FRAMES / sizeof BROKEN_FRAMES[0]));
+    tcase_add_test(frames,
+                   test_ws_fragments_that_together_pass_max_message_fail_at_the_header_that_passes_it);
     tcase_add_test(frames, test_ws_invalid_utf8_fails_at_its_first_byte_before_the_message_ends);
     tcase_add_test(frames, test_ws_a_new_message_inside_a_fragmented_one_fails);
     tcase_add_test(frames, test_ws_server_frames_give_their_length_in_the_fewest_bytes);
@@ -531,8 +709,11 @@ Suite *make_ws_suite(void)
     tcase_add_test(control, test_ws_a_ping_is_answered_with_a_pong_of_its_payload);
     tcase_add_test(control, test_ws_a_close_is_answered_with_its_code_and_ends_the_connection);
     tcase_add_test(control, test_ws_after_the_servers_close_data_is_dropped_until_the_peers_close);
-    tcase_add_loop_test(control, test_ws_a_close_frame_that_breaks_a_rule_fails_with_its_close_code,
-                        FIRST_BROKEN_CLOSE, (int)(sizeof BROKEN_FRAMES / sizeof BROKEN_FRAMES[0]));
+    tcase_add_loop_test(control, test_ws_a_close_frame_that_breaks_a_rule_fails_with_its_close_code, 0,
+                        (int)(sizeof BROKEN_CLOSES / sizeof BROKEN_CLOSES[0]));
+    tcase_add_test(control, test_ws_a_close_without_a_code_is_answered_with_1000);
+    tcase_add_test(control, test_ws_a_close_before_the_upgrade_sends_nothing);
+    tcase_add_test(control, test_ws_a_long_close_reason_is_cut_to_fit_a_control_frame);
     suite_add_tcase(suite, control);
     return suite;
 }

@@ -110,9 +110,10 @@ class Connection {
           else onPush(reply);
         }
       } catch (error) {
-        // Bytes that are not RESP2: nothing after them can be read right. Say so, and end the connection.
+        // Bytes that are not RESP2: nothing after them can be read right. Say so, and end the connection
+        // (with 4000: a page may send only 1000 or an application's code, 3000 to 4999).
         onPush(error);
-        this.socket.close(1002, "not RESP");
+        this.socket.close(4000, "not RESP");
       }
     };
     this.socket.onclose = (event) => onClose(event);
