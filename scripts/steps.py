@@ -1092,7 +1092,7 @@ def body_lines(source, name):
         return 0
     first, last = spans[name]
     lines = code_only(source).splitlines()[first - 1:last]
-    brace = lines.index("{")
+    brace = next(i for i, text in enumerate(lines) if opens_body(text))
     return sum(1 for text in lines[brace + 1:-1] if text.strip())
 
 
