@@ -414,6 +414,18 @@ class Server:
             time.sleep(0.05)  # polling a condition with a deadline, not guessing readiness
 
 
+def unread_by_server(sock, server_port):
+    """The bytes that the server's end of this client socket holds unread (its receive queue), as a list of one,
+    or an empty list when the kernel lists no such socket (yet, or any more). Read through /proc/net/tcp (tcp6),
+    whichever build the server is: under Wine its sockets are Linux sockets too."""
+    table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
+    mine = sock.getsockname()[1]
+    with open(table) as rows:
+        # Fields: sl local_address rem_address st tx_queue:rx_queue ...; addresses are HEXIP:HEXPORT.
+        return [int(fields[4].split(":")[1], 16) for fields in (row.split() for row in rows)
+                if fields[1].endswith(f":{server_port:04X}") and fields[2].endswith(f":{mine:04X}")]
+
+
 class Connection:
     """One client socket to a Server, whose failures say what was sent, expected and received."""
 
@@ -491,17 +503,11 @@ class Connection:
                 self.wait_until_read(self.timeout)
 
     def wait_until_read(self, timeout):
-        """Waits until the server has read every byte sent (its socket's receive queue is empty), read through
-        /proc/net/tcp, whichever build the server is: under Wine its sockets are Linux sockets too."""
+        """Waits until the server has read every byte sent (its socket's receive queue is empty)."""
         __tracebackhide__ = True
-        table = "/proc/net/tcp6" if self.sock.family == socket.AF_INET6 else "/proc/net/tcp"
-        mine = self.sock.getsockname()[1]
         end = time.monotonic() + timeout
         while True:
-            with open(table) as rows:
-                # Fields: sl local_address rem_address st tx_queue:rx_queue ...; addresses are HEXIP:HEXPORT.
-                queued = [int(fields[4].split(":")[1], 16) for fields in (row.split() for row in rows)
-                          if fields[1].endswith(f":{self.server.port:04X}") and fields[2].endswith(f":{mine:04X}")]
+            queued = unread_by_server(self.sock, self.server.port)
             if queued and queued[0] == 0:
                 return
             if time.monotonic() > end:

@@ -264,14 +264,11 @@ class Client:
             self.wait_until_read()
 
     def wait_until_read(self):
-        """Waits until the server's socket holds no unread byte (/proc/net/tcp: Wine's sockets are Linux's)."""
+        """Waits until the server's socket holds no unread byte (harness.unread_by_server())."""
         __tracebackhide__ = True
-        mine = self.sock.getsockname()[1]
         end = time.monotonic() + self.timeout
         while True:
-            with open("/proc/net/tcp") as rows:
-                queued = [int(fields[4].split(":")[1], 16) for fields in (row.split() for row in rows)
-                          if fields[1].endswith(f":{self.port:04X}") and fields[2].endswith(f":{mine:04X}")]
+            queued = harness.unread_by_server(self.sock, self.port)
             if queued and queued[0] == 0:
                 return
             if time.monotonic() > end:
