@@ -80,6 +80,7 @@ struct job_counts {
     size_t running;              /* being run by a worker */
     unsigned long long finished; /* run to their end, or cancelled, since the start */
     unsigned long long refused;  /* refused because the queue was full */
+    unsigned long long wakeups;  /* workers woken from waiting: one job wakes every idle worker */
 };
 
 enum job_counted { JOB_COUNTED, JOB_CANCELLED, JOB_NO_MEMORY };

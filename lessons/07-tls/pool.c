@@ -76,8 +76,10 @@ static void work(void *arg)
     thread_lower_priority();
     mutex_lock(&pool->lock);
     for (;;) {
-        while (pool->queue == NULL && !pool->stop)
+        while (pool->queue == NULL && !pool->stop) {
             cond_wait(&pool->work, &pool->lock, -1);
+            pool->counts.wakeups++; /* counted under the lock: the tests see every worker woken */
+        }
         if (pool->stop)
             break; /* what is still queued, pool_stop() cancels */
         struct job *job = pool->queue;

@@ -71,6 +71,20 @@ static void wait_running(struct pool *pool, size_t running)
     ck_abort_msg("%zu jobs running after %d ms, expected %zu", counts.running, PATIENCE_MS, running);
 }
 
+/* Waits until the workers have woken `wakeups` times in all (counts.wakeups), checking every millisecond. */
+static void wait_woken(struct pool *pool, unsigned long long wakeups)
+{
+    struct job_counts counts;
+    for (int ms = 0; ms < PATIENCE_MS; ms++) {
+        pool_counts(pool, &counts);
+        if (counts.wakeups >= wakeups)
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+    ck_abort_msg("%llu worker wake-ups after %d ms, expected %llu (each return from cond_wait() counts one)",
+                 counts.wakeups, PATIENCE_MS, wakeups);
+}
+
 START_TEST(test_pool_runs_each_job_and_hands_it_back_through_its_descriptor)
 {
     struct pool *pool = start(2, 16);
@@ -132,8 +146,12 @@ START_TEST(test_pool_workers_woken_for_one_job_go_back_to_waiting)
          4); /* and each is back waiting: it finished under the lock, and waits before letting go */
     for (int i = 0; i < 4; i++)
         job_free(got[i]);
-    /* One job wakes all four (cond_broadcast()): three find the queue empty, and must wait again. */
+    /* One job wakes all four (cond_broadcast()): three find the queue empty, and must wait again. Waiting
+     * until all four have woken, before another job fills the queue, makes an `if` fail here every run. */
+    struct job_counts before;
+    pool_counts(pool, &before);
     ck_assert_int_eq(pool_submit(pool, primes_job("100", 5)), 0);
+    wait_woken(pool, before.wakeups + 4);
     take(pool, got, 1);
     expect_job_reply(got[0], ":25\r\n");
     job_free(got[0]);
