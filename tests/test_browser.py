@@ -1,5 +1,5 @@
 """Lesson 08 on: the server's own page (lessons/08-browser/web) in a real browser, headless Chromium driven by
-tests/clients/browser.js through playwright-core. The page loads over HTTP (--http-port) and talks to the server
+tests/clients/browser.js through playwright-core (and, in one test, Firefox ESR through puppeteer-core). The page loads over HTTP (--http-port) and talks to the server
 over WebSocket (GET /ws): a command typed in its console gets its reply, two pages chat through SUBSCRIBE and
 PUBLISH, a message that redis-cli publishes shows in the page, and so does Ctrl+C's stop notice; over HTTPS
 (--https-port) the same goes through wss://. The browser always runs on Linux; the server is either build.
@@ -51,17 +51,24 @@ def start_web(start_server, target, https=False):
     return server
 
 
-def node_with_a_browser():
-    """The path of node, once Node.js, playwright-core and Chromium are all there; each one missing is said
-    (missing(): a skip, or a failure on CI), before any server starts."""
+# Each browser: its driver (an npm package in tests/clients), the variable that may say where it is, where it is
+# otherwise, and its Debian package.
+BROWSERS = {"chromium": ("playwright-core", "CHROMIUM", "/usr/bin/chromium", "chromium"),
+            "firefox": ("puppeteer-core", "FIREFOX", "/usr/bin/firefox-esr", "firefox-esr")}
+
+
+def node_with_a_browser(name):
+    """The path of node, once Node.js, the browser's driver and the browser are all there; each one missing is
+    said (missing(): a skip, or a failure on CI), before any server starts."""
+    package, variable, default, debian = BROWSERS[name]
     node = shutil.which("node")
     if node is None:
         missing("Node.js", "nodejs")
-    if not (CLIENTS / "node_modules" / "playwright-core").exists():
-        missing("the npm package playwright-core", "it with npm ci in tests/clients")
-    chromium = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
-    if not os.path.exists(chromium):
-        missing(f"Chromium ({chromium})", "chromium")
+    if not (CLIENTS / "node_modules" / package).exists():
+        missing(f"the npm package {package}", "it with npm ci in tests/clients")
+    path = os.environ.get(variable) or default
+    if not os.path.exists(path):
+        missing(f"{name} ({path})", debian)
     return node
 
 
@@ -69,10 +76,11 @@ class Browser:
     """tests/clients/browser.js running its steps against the page at url; step(name) waits for that step's
     JSON line and fails the test, with all the browser and the server said, if the step failed."""
 
-    def __init__(self, node, server, url, *steps, ignore_https_errors=False):
+    def __init__(self, node, server, url, *steps, name="chromium", ignore_https_errors=False):
         self.server = server
         self.step_seconds = server.target.reply_deadline(5)
-        self.command = [node, str(CLIENTS / "browser.js"), "--timeout", str(int(self.step_seconds * 1000)),
+        self.command = [node, str(CLIENTS / "browser.js"), "--browser", name,
+                        "--timeout", str(int(self.step_seconds * 1000)),
                         *(["--ignore-https-errors"] if ignore_https_errors else []), url, *steps]
         self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
@@ -106,16 +114,17 @@ class Browser:
             if "event" in found:
                 continue
             self.steps.append(found)
-            if found.get("missing") == "chromium":
-                missing(f"Chromium ({found.get('error')})", "chromium")
-            if found.get("missing") == "playwright-core":
-                missing("the npm package playwright-core", "it with npm ci in tests/clients")
+            for browser, (package, _, _, debian) in BROWSERS.items():
+                if found.get("missing") == browser:
+                    missing(f"{browser} ({found.get('error')})", debian)
+                if found.get("missing") == package:
+                    missing(f"the npm package {package}", "it with npm ci in tests/clients")
             if not found.get("ok"):
                 waited = "timeout" if "Timeout" in str(found.get("error")) else "other"
                 raise CourseFailure(f"in the browser, step {found.get('step')} {found.get('args', '')} failed: "
                                     f"{found.get('error')}\n{self.said()}", kind=waited)
             if found.get("step") == "launch" and name != "launch":
-                continue  # Chromium started (its "ms" says how fast)
+                continue  # the browser started (its "ms" says how fast)
             if found.get("step") != name:
                 raise CourseFailure(f"browser.js reported step {found.get('step')} where {name} was awaited\n"
                                     f"{self.said()}")
@@ -141,15 +150,15 @@ class Browser:
         self.process.stderr.close()
 
 
-@pytest.fixture
-def browser():
-    """Starts browser.js runs (Browser's arguments after node); each is ended at the end of the test, pass or
-    fail. A test without Node.js, playwright-core or Chromium is skipped here, before its server starts."""
-    node = node_with_a_browser()
+def browser_runs(name):
+    """A fixture's body: starts browser.js runs in the browser called name (Browser's arguments after node); each
+    is ended at the end of the test, pass or fail. A test without Node.js, the driver or the browser is skipped
+    here, before its server starts."""
+    node = node_with_a_browser(name)
     started = []
 
     def start(*args, **options):
-        run = Browser(node, *args, **options)
+        run = Browser(node, *args, name=name, **options)
         started.append(run)
         return run
 
@@ -158,18 +167,32 @@ def browser():
         run.close()
 
 
+@pytest.fixture
+def browser():
+    """Chromium (playwright-core)."""
+    yield from browser_runs("chromium")
+
+
+@pytest.fixture
+def firefox():
+    """Firefox ESR (puppeteer-core, over WebDriver BiDi)."""
+    yield from browser_runs("firefox")
+
+
 def page_url(server, scheme="http", host="127.0.0.1"):
     return f"{scheme}://{host}:{server.https_port if scheme == 'https' else server.http_port}/"
 
 
+# A reply of exactly WS_AHEAD (16384) bytes but its last CRLF: the server's frames cut it just before the CRLF.
+CUT = "x" * (16384 - len("$16376\r\n"))
+
+
 def test_the_page_loads_and_a_command_typed_in_its_console_gets_its_reply(start_server, target, browser):
     server = start_web(start_server, target)
-    # A reply of exactly WS_AHEAD (16384) bytes but its last CRLF: the server's frames cut it just before the CRLF.
-    cut = "x" * (16384 - len("$16376\r\n"))
     run = browser(server, page_url(server), "load", "command", "PING", "PONG",
                   "command", 'ECHO "two words"', '"two words"', "command", "NOSUCH thing", "(error) ERR",
                   "command", "CLIENT GETNAME", "(nil)", "command", "PUBLISH nobody hello", "(integer) 0",
-                  "command", f"ECHO {cut}", cut[:40], "command", "PING", "PONG",
+                  "command", f"ECHO {CUT}", CUT[:40], "command", "PING", "PONG",
                   "wait-in", "#connections", "subscribe")
     loaded = run.step("load")
     assert loaded["http"] == 200, f"GET / answered {loaded['http']}\n{run.said()}"
@@ -208,6 +231,12 @@ def test_ctrl_c_shows_the_stop_notice_and_a_closed_connection_in_the_page(start_
     run = browser(server, page_url(server), "load", "wait-in", "#console-log", STOP_NOTICE,
                   "wait-in", "#status", "closed")
     run.step("load")
+    expect_the_stop_shown(server, target, run)
+
+
+def expect_the_stop_shown(server, target, run):
+    """Ctrl+C, with the run's last two steps waiting for the notice and for the status: the page shows both,
+    the close code says "going away", and the server exits 0."""
     server.interrupt()
     run.step("wait-in")
     status = run.step("wait-in")["shows"]
@@ -259,3 +288,23 @@ def test_the_page_and_its_websockets_over_https_with_the_development_ca(start_se
         f"the browser got a certificate from {loaded.get('tls')}, Python one from {issuer}\n{run.said()}"
     run.step("command")
     run.finish()
+
+
+def test_the_page_works_the_same_in_firefox(start_server, target, firefox):
+    """The issue asks for the same page in Chromium and Firefox: Debian's Firefox ESR, through puppeteer-core over
+    WebDriver BiDi (playwright-core cannot drive it), runs the console, the reply cut before its CRLF, a chat
+    between two pages in non-ASCII text, and Ctrl+C's notice with its close code."""
+    server = start_web(start_server, target)
+    run = firefox(server, page_url(server), "load", "command", "PING", "PONG",
+                  "command", 'ECHO "two words"', '"two words"', "command", "NOSUCH thing", "(error) ERR",
+                  "command", f"ECHO {CUT}", CUT[:40], "command", "PING", "PONG",
+                  "chat", "page", "0", "wait-in", "#console-log", STOP_NOTICE, "wait-in", "#status", "closed")
+    loaded = run.step("load")
+    assert loaded["http"] == 200, f"GET / answered {loaded['http']}\n{run.said()}"
+    assert run.step("command")["reply"][0] == '"PONG"'
+    assert run.step("command")["reply"][0] == '"two words"'
+    for _ in range(3):
+        run.step("command")
+    run.step("chat")
+    run.step("page")
+    expect_the_stop_shown(server, target, run)

@@ -1,17 +1,19 @@
-// browser.js - drives lesson 08's page (lessons/08-browser/web) in a real browser: Debian's Chromium, headless,
-// through playwright-core (which never downloads a browser of its own). Run by tests/test_browser.py and
-// scripts/screenshots.
+// browser.js - drives lesson 08's page (lessons/08-browser/web) in a real browser, headless: Debian's Chromium
+// through playwright-core, or Debian's Firefox ESR through puppeteer-core (WebDriver BiDi); neither package ever
+// downloads a browser of its own. Run by tests/test_browser.py and scripts/screenshots.
 //
 //   node browser.js [OPTIONS] URL STEP...
 //
 // OPTIONS
+//   --browser NAME        chromium (the default) or firefox
 //   --timeout MS          how long each step may wait for the page (default 5000)
 //   --ignore-https-errors take the server's certificate unchecked: the development CA is not the browser's,
 //                         so the test checks the certificate against certs/ca.crt itself, apart from this
 //   --viewport WxH        the pages' size (default 1200x800)
 // STEPS, each an argument followed by its own
 //   load                  opens a new page at URL (it becomes the current one) and waits until its status says
-//                         "connected"; reports the status, the WebSockets the page opened, and the TLS details
+//                         "connected"; reports the status, and in Chromium the WebSockets the page opened and
+//                         the TLS details (the two drivers share the rest of their interface, not these)
 //   page N                makes page N (0, 1, ... in the order loaded) the current one
 //   command LINE TEXT     types LINE in the console and Enter, and waits for a reply below it that holds TEXT
 //   name NAME             sets the chat name (CLIENT SETNAME) and waits for "you are NAME"
@@ -23,15 +25,20 @@
 //
 // Prints one JSON line per step as it ends: {"step": ..., "ok": true, "ms": ..., what it found}; a step that
 // fails prints "ok": false, why, and what the page showed (status, console, chat, its last WebSocket frames),
-// and the run exits 1. An error thrown inside the page fails the run too. The browser is
-// Chromium from $CHROMIUM, else /usr/bin/chromium; without it, or without playwright-core, the first line is
-// {"step": "launch", "ok": false, "missing": ...} and the exit code 3. Every wait has its deadline: no sleeps.
+// and the run exits 1. An error thrown inside the page fails the run too. Chromium is $CHROMIUM, else
+// /usr/bin/chromium; Firefox is $FIREFOX, else /usr/bin/firefox-esr. Without the browser or its package, the
+// first line is {"step": "launch", "ok": false, "missing": ...} and the exit code 3. Every wait has its
+// deadline: no sleeps.
+//
+// Why two drivers: playwright-core drives Firefox only in builds of its own or newer than Debian's ESR (on
+// Firefox 153 ESR its WebDriver BiDi path fails at once: emulation.setMediaFeaturesOverride, unknown command);
+// puppeteer-core drives the Firefox that Debian ships.
 'use strict';
 
 const fs = require('fs');
 
 function usage(why) {
-  console.error(`browser.js: ${why}\nusage: node browser.js [--timeout MS] [--ignore-https-errors] ` +
+  console.error(`browser.js: ${why}\nusage: node browser.js [--browser NAME] [--timeout MS] [--ignore-https-errors] ` +
     '[--viewport WxH] URL STEP...   (the comment at the top of browser.js lists the steps)');
   process.exit(2);
 }
@@ -40,15 +47,17 @@ function usage(why) {
 const ARITY = { load: 0, page: 1, command: 2, name: 1, say: 1, 'wait-text': 1, 'wait-in': 2, chat: 0, screenshot: 1 };
 
 const args = process.argv.slice(2);
-const options = { timeout: 5000, ignoreHTTPSErrors: false, width: 1200, height: 800 };
+const options = { browser: 'chromium', timeout: 5000, ignoreHTTPSErrors: false, width: 1200, height: 800 };
 while (args.length && args[0].startsWith('--')) {
   const option = args.shift();
-  if (option === '--timeout') options.timeout = Number(args.shift());
+  if (option === '--browser') options.browser = args.shift();
+  else if (option === '--timeout') options.timeout = Number(args.shift());
   else if (option === '--ignore-https-errors') options.ignoreHTTPSErrors = true;
   else if (option === '--viewport') [options.width, options.height] = (args.shift() || '').split('x').map(Number);
   else usage(`unknown option ${option}`);
 }
 if (!(options.timeout > 0) || !(options.width > 0) || !(options.height > 0)) usage('a bad --timeout or --viewport');
+if (!['chromium', 'firefox'].includes(options.browser)) usage(`no browser called ${options.browser}`);
 const url = args.shift();
 if (!url) usage('no URL');
 const steps = [];
@@ -71,16 +80,49 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, 20000 + options.timeout * (steps.length + 2));
 
-let chromium;
+// What differs between the two: the package, where the browser is, how it starts, and how a page waits.
+const DRIVERS = {
+  chromium: {
+    package: 'playwright-core',
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    async launch(driver, executablePath) {
+      const browser = await driver.chromium.launch({ executablePath, headless: true, timeout: options.timeout * 2 });
+      const context = await browser.newContext({
+        ignoreHTTPSErrors: options.ignoreHTTPSErrors, viewport: { width: options.width, height: options.height },
+      });
+      return { browser, newPage: () => context.newPage() };
+    },
+    waitFor: (page, test, arg) => page.waitForFunction(test, arg, { timeout: options.timeout }),
+    async tls(response) {
+      const tls = await response.securityDetails();
+      return tls && tls.protocol ? { protocol: tls.protocol, issuer: tls.issuer, subject: tls.subjectName } : undefined;
+    },
+  },
+  firefox: {
+    package: 'puppeteer-core',
+    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
+    async launch(driver, executablePath) {
+      const browser = await driver.launch({
+        browser: 'firefox', executablePath, headless: true, timeout: options.timeout * 2,
+        acceptInsecureCerts: options.ignoreHTTPSErrors, defaultViewport: { width: options.width, height: options.height },
+      });
+      return { browser, newPage: () => browser.newPage() };
+    },
+    // Every 50 ms: a page behind another gets no animation frames, on which puppeteer's waits poll by default.
+    waitFor: (page, test, arg) => page.waitForFunction(test, { timeout: options.timeout, polling: 50 }, arg),
+    tls: async () => undefined, // over WebDriver BiDi, puppeteer's securityDetails() is unsupported
+  },
+};
+const chosen = DRIVERS[options.browser];
+let driver;
 try {
-  ({ chromium } = require('playwright-core'));
+  driver = require(chosen.package);
 } catch (error) {
-  say({ step: 'launch', ok: false, missing: 'playwright-core', error: error.message.split('\n')[0] });
+  say({ step: 'launch', ok: false, missing: chosen.package, error: error.message.split('\n')[0] });
   process.exit(3);
 }
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-if (!fs.existsSync(executablePath)) {
-  say({ step: 'launch', ok: false, missing: 'chromium', error: `no browser at ${executablePath}` });
+if (!fs.existsSync(chosen.executablePath)) {
+  say({ step: 'launch', ok: false, missing: options.browser, error: `no browser at ${chosen.executablePath}` });
   process.exit(3);
 }
 
@@ -97,18 +139,24 @@ async function openPage(context) {
   };
   const shown = (payload) => (typeof payload === 'string' ? payload : `(binary) ${payload.toString('latin1')}`)
     .slice(0, 200);
-  page.on('websocket', (ws) => {
+  page.on('websocket', (ws) => { // Playwright's event: Chromium only
     entry.ws.push(ws.url());
     ws.on('framesent', (frame) => keep(`sent ${shown(frame.payload)}`));
     ws.on('framereceived', (frame) => keep(`received ${shown(frame.payload)}`));
     ws.on('close', () => keep('closed'));
     ws.on('socketerror', (error) => keep(`error ${error}`));
   });
-  page.on('pageerror', (error) => {
-    const text = String(error && (error.stack || error.message) || error).split('\n').slice(0, 3).join(' | ');
+  const pageError = (text) => {
     entry.errors.push(text);
     pageErrors.push(text);
     say({ event: 'pageerror', page: pages.indexOf(entry), error: text });
+  };
+  page.on('pageerror', (error) =>
+    pageError(String(error && (error.stack || error.message) || error).split('\n').slice(0, 3).join(' | ')));
+  // What the browser reports to the page's console as an error counts too: Chromium only warns there of an
+  // <input pattern> that is not a valid expression, and then checks nothing (Firefox throws).
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageError(`console: ${message.text().split('\n')[0]}`);
   });
   pages.push(entry);
   current = entry;
@@ -132,60 +180,61 @@ async function showing(entry) {
 // Waits until the status line says "connected" (app.js: "connected to HOST:PORT", once both WebSockets are
 // open and the chat one subscribed).
 async function waitConnected(entry) {
-  await entry.page.waitForFunction(() => /^connected/.test(document.getElementById('status').textContent),
-    null, { timeout: options.timeout });
+  await chosen.waitFor(entry.page, () => /^connected/.test(document.getElementById('status').textContent), null);
 }
 
 async function load(context) {
   const entry = await openPage(context);
   const response = await entry.page.goto(url, { timeout: options.timeout, waitUntil: 'load' });
-  const tls = response && await response.securityDetails();
+  const tls = response && await chosen.tls(response);
   await waitConnected(entry);
   return {
     page: pages.length - 1, http: response && response.status(), ws: entry.ws,
-    status: await entry.page.textContent('#status'),
-    ...(tls && tls.protocol ? { tls: { protocol: tls.protocol, issuer: tls.issuer, subject: tls.subjectName } } : {}),
+    status: await entry.page.$eval('#status', (element) => element.textContent), ...(tls ? { tls } : {}),
   };
+}
+
+// Types text into the box and presses Enter, as a user does (both drivers have these calls).
+async function enter(page, selector, text) {
+  await page.locator(selector).fill(text);
+  await page.focus(selector);
+  await page.keyboard.press('Enter');
 }
 
 async function command(line, expected) {
   const page = current.page;
-  const before = await page.locator('#console-log li').count();
-  await page.fill('#command', line);
-  await page.press('#command', 'Enter');
+  const before = await page.$$eval('#console-log li', (items) => items.length);
+  await enter(page, '#command', line);
   // The first item from `before` on that is the echo of this line; the reply is in the items after it.
-  const handle = await page.waitForFunction(([from, line, expected]) => {
+  const handle = await chosen.waitFor(page, ([from, line, expected]) => {
     const items = [...document.querySelectorAll('#console-log li')].slice(from).map((li) => li.textContent);
     const at = items.indexOf(`> ${line}`);
     if (at < 0) return false;
     const after = items.slice(at + 1);
     return after.some((text) => text.includes(expected)) ? after : false;
-  }, [before, line, expected], { timeout: options.timeout });
+  }, [before, line, expected]);
   return { reply: await handle.jsonValue() };
 }
 
 async function setName(name) {
-  await current.page.fill('#name', name);
-  await current.page.press('#name', 'Enter');
+  await enter(current.page, '#name', name);
   await waitIn('#chat-log', `you are ${name}`);
   return { name };
 }
 
 async function publish(message) {
-  await current.page.fill('#message', message);
-  await current.page.press('#message', 'Enter');
+  await enter(current.page, '#message', message);
   // app.js empties the box once PUBLISH is answered.
-  await current.page.waitForFunction(() => document.getElementById('message').value === '', null,
-    { timeout: options.timeout });
+  await chosen.waitFor(current.page, () => document.getElementById('message').value === '', null);
   return { said: message };
 }
 
 async function waitIn(selector, text) {
-  const handle = await current.page.waitForFunction(([selector, text]) => {
+  const handle = await chosen.waitFor(current.page, ([selector, text]) => {
     const element = document.querySelector(selector);
     const shows = element && element.innerText;
     return shows && shows.includes(text) ? shows : false;
-  }, [selector, text], { timeout: options.timeout });
+  }, [selector, text]);
   return { shows: (await handle.jsonValue()).slice(-400) };
 }
 
@@ -236,13 +285,11 @@ async function run(step, context) {
 
 async function main() {
   let started = Date.now();
-  const browser = await chromium.launch({ executablePath, headless: true, timeout: options.timeout * 2 });
-  say({ step: 'launch', ok: true, ms: Date.now() - started, version: browser.version() });
+  const { browser, newPage } = await chosen.launch(driver, chosen.executablePath);
+  say({ step: 'launch', ok: true, ms: Date.now() - started, browser: options.browser, version: await browser.version() });
   let failed = false;
   try {
-    const context = await browser.newContext({
-      ignoreHTTPSErrors: options.ignoreHTTPSErrors, viewport: { width: options.width, height: options.height },
-    });
+    const context = { newPage };
     for (const step of steps) {
       started = Date.now();
       if (!current && !['load', 'chat'].includes(step.name)) throw new Error(`${step.name} before any load`);
@@ -251,7 +298,7 @@ async function main() {
         say({ step: step.name, args: step.args, ok: true, ms: Date.now() - started, ...found });
       } catch (error) {
         say({ step: step.name, args: step.args, ok: false, ms: Date.now() - started,
-          error: error.message.split('\n').filter((line) => line.trim()).slice(0, 4).join(' | '),
+          error: (error.message || error.name).split('\n').filter((line) => line.trim()).slice(0, 4).join(' | '),
           page: pages.indexOf(current), ...await showing(current), frames: current ? current.frames : [] });
         failed = true;
         break;
