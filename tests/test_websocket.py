@@ -442,13 +442,20 @@ class Client:
         return got.payload
 
     def expect_replies(self, expected, step="wait for the replies", hint=None):
-        """The RESP stream, put together from binary messages cut anywhere, holds expected next."""
+        """The RESP stream, put together from binary messages cut anywhere, holds expected next. Each byte is
+        compared once, as it comes (a flood's replies are megabytes in tens of thousands of frames)."""
         __tracebackhide__ = True
-        while len(self.stream) < len(expected):
-            self.stream += self.next_data(step, hint)
-            if not expected.startswith(self.stream[:len(expected)]):
-                self.fail(step, f"the replies differ: {show(self.stream[:len(expected)])}", show(expected), hint=hint)
-        self.stream = self.stream[len(expected):]
+        stream = bytearray(self.stream)
+        checked = 0
+        while True:
+            end = min(len(stream), len(expected))
+            if stream[checked:end] != expected[checked:end]:
+                self.fail(step, f"the replies differ: {show(bytes(stream[:end]))}", show(expected), hint=hint)
+            checked = end
+            if checked == len(expected):
+                break
+            stream += self.next_data(step, hint)
+        self.stream = bytes(stream[len(expected):])
 
     def read_reply(self, step="read a reply"):
         """The next whole RESP value of the stream."""
