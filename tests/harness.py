@@ -7,6 +7,7 @@ deadline. Every wait here has a deadline, and a wait that runs out says what
 it was waiting for.
 """
 
+import errno
 import fcntl
 import os
 import re
@@ -416,8 +417,45 @@ class Server:
 
 def unread_by_server(sock, server_port):
     """The bytes that the server's end of this client socket holds unread (its receive queue), as a list of one,
-    or an empty list when the kernel lists no such socket (yet, or any more). Read through /proc/net/tcp (tcp6),
-    whichever build the server is: under Wine its sockets are Linux sockets too."""
+    or an empty list when the kernel lists no such socket (yet, or any more), whichever build the server is:
+    under Wine its sockets are Linux sockets too. Asked of the kernel for that one socket (sock_diag), or where
+    that is refused, read from /proc/net/tcp, which lists every socket of the machine: with the tens of
+    thousands a busy run leaves, reading it once per byte sent made a test outlast the server's deadline."""
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        return []  # no longer connected: the server's end is gone
+    try:
+        return _unread_by_sock_diag(sock, peer, server_port)
+    except OSError:
+        return _unread_in_proc_net_tcp(sock, server_port)
+
+
+def _unread_by_sock_diag(sock, server_host, server_port):
+    """unread_by_server() through a netlink socket (NETLINK_SOCK_DIAG, sock_diag(7)): one request for the socket
+    whose source is the server's address and port and whose destination is this socket's."""
+    padded = [socket.inet_pton(sock.family, host).ljust(16, b"\0") for host in (server_host, sock.getsockname()[0])]
+    no_cookie = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: found by its addresses alone
+    sockid = (struct.pack("!HH16s16s", server_port, sock.getsockname()[1], *padded)
+              + struct.pack("=III", 0, no_cookie, no_cookie))
+    request = struct.pack("=BBBBI", sock.family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid  # every state
+    sock_diag_by_family, nlm_f_request, nlmsg_error = 20, 1, 2
+    header = struct.pack("=IHHII", 16 + len(request), sock_diag_by_family, nlm_f_request, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4) as diag:  # 4: NETLINK_SOCK_DIAG
+        diag.settimeout(5)
+        diag.send(header + request)
+        answer = diag.recv(65536)
+    if struct.unpack_from("=H", answer, 4)[0] == nlmsg_error:
+        code = -struct.unpack_from("=i", answer, 16)[0]
+        if code == errno.ENOENT:
+            return []
+        raise OSError(code, os.strerror(code))
+    # inet_diag_msg after the 16-byte header: family, state, timer, retrans, the 48-byte id, expires, rqueue, ...
+    return [struct.unpack_from("=I", answer, 16 + 4 + 48 + 4)[0]]
+
+
+def _unread_in_proc_net_tcp(sock, server_port):
+    """unread_by_server() from /proc/net/tcp (tcp6)."""
     table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
     mine = sock.getsockname()[1]
     with open(table) as rows:
