@@ -1,8 +1,9 @@
 """Lesson 08 on: the server's own page (lessons/08-browser/web) in a real browser, headless Chromium driven by
-tests/clients/browser.js through playwright-core (and, in one test, Firefox ESR through puppeteer-core). The page loads over HTTP (--http-port) and talks to the server
-over WebSocket (GET /ws): a command typed in its console gets its reply, two pages chat through SUBSCRIBE and
-PUBLISH, a message that redis-cli publishes shows in the page, and so does Ctrl+C's stop notice; over HTTPS
-(--https-port) the same goes through wss://. The browser always runs on Linux; the server is either build.
+tests/clients/browser.js through playwright-core (and, in one test, Firefox ESR through puppeteer-core). The
+page loads over HTTP (--http-port) and talks to the server over WebSocket (GET /ws): a command typed in its
+console gets its reply, two pages chat through SUBSCRIBE and PUBLISH, a message that redis-cli publishes shows
+in the page, and so does Ctrl+C's stop notice; over HTTPS (--https-port) the same goes through wss://. The
+browser always runs on Linux; the server is either build.
 
 The browser takes the development certificate unchecked (the course's CA is no browser's), so the HTTPS test
 checks it apart, with the CA: Python's ssl fetches the page, and python3-websockets speaks RESP over wss://.
@@ -131,7 +132,7 @@ class Browser:
             return found
 
     def finish(self):
-        """Waits for the last line and the exit; fails if the page threw an error on the way."""
+        """Waits for the last line and the exit; fails if the page reported an error on the way."""
         self.step("done")
         try:
             code = self.process.wait(10)

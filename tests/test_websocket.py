@@ -450,7 +450,9 @@ class Client:
         while True:
             end = min(len(stream), len(expected))
             if stream[checked:end] != expected[checked:end]:
-                self.fail(step, f"the replies differ: {show(bytes(stream[:end]))}", show(expected), hint=hint)
+                at = harness.first_difference(stream[:end], expected)
+                self.fail(step, f"the replies differ from byte {at}: {show(stream[:end], at)}", show(expected, at),
+                          hint=hint)
             checked = end
             if checked == len(expected):
                 break

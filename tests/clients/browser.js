@@ -24,11 +24,11 @@
 //   screenshot PATH       a PNG of the current page
 //
 // Prints one JSON line per step as it ends: {"step": ..., "ok": true, "ms": ..., what it found}; a step that
-// fails prints "ok": false, why, and what the page showed (status, console, chat, its last WebSocket frames),
-// and the run exits 1. An error thrown inside the page fails the run too. Chromium is $CHROMIUM, else
-// /usr/bin/chromium; Firefox is $FIREFOX, else /usr/bin/firefox-esr. Without the browser or its package, the
-// first line is {"step": "launch", "ok": false, "missing": ...} and the exit code 3. Every wait has its
-// deadline: no sleeps.
+// fails prints "ok": false, why, and what the page showed (status, console, chat, and in Chromium its last
+// WebSocket frames), and the run exits 1. An error thrown in the page, or written to its console, fails the
+// run too. Chromium is $CHROMIUM, else /usr/bin/chromium; Firefox is $FIREFOX, else /usr/bin/firefox-esr.
+// Without the browser or its package, the first line is {"step": "launch", "ok": false, "missing": ...} and
+// the exit code 3. Every wait has its deadline: no sleeps.
 //
 // Why two drivers: playwright-core drives Firefox only in builds of its own or newer than Debian's ESR (on
 // Firefox 153 ESR its WebDriver BiDi path fails at once: emulation.setMediaFeaturesOverride, unknown command);
@@ -84,6 +84,7 @@ const watchdog = setTimeout(() => {
 const DRIVERS = {
   chromium: {
     package: 'playwright-core',
+    seesWebSockets: true, // Playwright reports a page's WebSockets and their frames
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     async launch(driver, executablePath) {
       const browser = await driver.chromium.launch({ executablePath, headless: true, timeout: options.timeout * 2 });
@@ -100,11 +101,13 @@ const DRIVERS = {
   },
   firefox: {
     package: 'puppeteer-core',
+    seesWebSockets: false,
     executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
     async launch(driver, executablePath) {
       const browser = await driver.launch({
         browser: 'firefox', executablePath, headless: true, timeout: options.timeout * 2,
-        acceptInsecureCerts: options.ignoreHTTPSErrors, defaultViewport: { width: options.width, height: options.height },
+        acceptInsecureCerts: options.ignoreHTTPSErrors,
+        defaultViewport: { width: options.width, height: options.height },
       });
       return { browser, newPage: () => browser.newPage() };
     },
@@ -126,7 +129,7 @@ if (!fs.existsSync(chosen.executablePath)) {
   process.exit(3);
 }
 
-const pages = []; // {page, ws: [urls], frames: [last frames], errors: [thrown in the page]}
+const pages = []; // {page, ws: [urls], frames: [last frames] (Chromium's), errors: [the page's errors]}
 let current;
 const pageErrors = [];
 
@@ -153,8 +156,9 @@ async function openPage(context) {
   };
   page.on('pageerror', (error) =>
     pageError(String(error && (error.stack || error.message) || error).split('\n').slice(0, 3).join(' | ')));
-  // What the browser reports to the page's console as an error counts too: Chromium only warns there of an
-  // <input pattern> that is not a valid expression, and then checks nothing (Firefox throws).
+  // What the browser writes to the page's console as an error counts too: of an <input pattern> that is not a
+  // valid expression, both browsers only say so there, and then check nothing. (puppeteer passes Firefox's
+  // messages of that kind as page errors, whatever their level: a Firefox run is the stricter.)
   page.on('console', (message) => {
     if (message.type() === 'error') pageError(`console: ${message.text().split('\n')[0]}`);
   });
@@ -189,7 +193,7 @@ async function load(context) {
   const tls = response && await chosen.tls(response);
   await waitConnected(entry);
   return {
-    page: pages.length - 1, http: response && response.status(), ws: entry.ws,
+    page: pages.length - 1, http: response && response.status(), ...(chosen.seesWebSockets ? { ws: entry.ws } : {}),
     status: await entry.page.$eval('#status', (element) => element.textContent), ...(tls ? { tls } : {}),
   };
 }
@@ -286,7 +290,8 @@ async function run(step, context) {
 async function main() {
   let started = Date.now();
   const { browser, newPage } = await chosen.launch(driver, chosen.executablePath);
-  say({ step: 'launch', ok: true, ms: Date.now() - started, browser: options.browser, version: await browser.version() });
+  const version = await browser.version();
+  say({ step: 'launch', ok: true, ms: Date.now() - started, browser: options.browser, version });
   let failed = false;
   try {
     const context = { newPage };
@@ -299,7 +304,8 @@ async function main() {
       } catch (error) {
         say({ step: step.name, args: step.args, ok: false, ms: Date.now() - started,
           error: (error.message || error.name).split('\n').filter((line) => line.trim()).slice(0, 4).join(' | '),
-          page: pages.indexOf(current), ...await showing(current), frames: current ? current.frames : [] });
+          page: pages.indexOf(current), ...await showing(current),
+          ...(chosen.seesWebSockets && current ? { frames: current.frames } : {}) });
         failed = true;
         break;
       }
@@ -308,7 +314,8 @@ async function main() {
     await browser.close();
   }
   const ok = !failed && pageErrors.length === 0;
-  say({ step: 'done', ok, ...(pageErrors.length ? { error: 'the page threw', pageerrors: pageErrors } : {}) });
+  const errors = pageErrors.length ? { error: 'the page reported errors', pageerrors: pageErrors } : {};
+  say({ step: 'done', ok, ...errors });
   return ok;
 }
 
