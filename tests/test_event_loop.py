@@ -282,15 +282,17 @@ def test_the_send_timeout_closes_a_client_that_stops_reading_never_one_that_read
     record(target, "bytes a 5 KB/s reader took in 4 send timeouts, never closed", slow_read)
 
 
-def runnable_average(pid):
-    """How much of its recent past a process's main thread spent runnable, running or waiting for a CPU: the
-    kernel's decaying average (0 to 1024, half-life 32 ms), from /proc. A thread that spins stays near 1024
-    however busy the machine is; one asleep in a wait falls near 0 within a few tenths of a second. None when
-    the kernel does not show it, or the process has gone."""
+def runnable_ns(pid):
+    """Nanoseconds a process's main thread has spent runnable since it started: running, or waiting for a CPU
+    (the first two fields of /proc/PID/task/PID/schedstat). Exact, and counted as it goes: the kernel's decaying
+    average (se.avg.runnable_avg in .../sched), which this test read before, is brought up to date only when
+    the thread runs again, so a loop asleep showed the average of its busy moment before sleeping, and failed
+    the test on a busy machine. None when the kernel does not show it, or the process has gone."""
     try:
-        with open(f"/proc/{pid}/task/{pid}/sched") as sched:
-            return next((int(line.split(":")[1]) for line in sched if line.startswith("se.avg.runnable_avg")), None)
-    except (FileNotFoundError, ProcessLookupError):
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as schedstat:
+            on_cpu, waiting = schedstat.read().split()[:2]
+        return int(on_cpu) + int(waiting)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
         return None
 
 
@@ -298,13 +300,15 @@ def runnable_average(pid):
 def test_the_loop_sleeps_while_the_stop_waits_for_a_client_that_never_reads(start_server, connections, target):
     """At the stop a client that never reads may not take its notice, and the loop then waits for it until the
     stop's second is over. It must sleep meanwhile: a descriptor left ready in the poller (the stop waker stays
-    readable once raised) makes every wait return at once, and the loop spins through that second. Whether the
-    stop must wait depends on the kernel: it sometimes takes the last of what the client is owed, and the stop
-    ends at once; then a new server and client are tried, up to five times."""
+    readable once raised) makes every wait return at once, and the loop spins through that second. A thread
+    that spins is runnable all the time however busy the machine is (running, or waiting for a CPU); one asleep
+    in a wait, almost never. Whether the stop must wait depends on the kernel: it sometimes takes the last of
+    what the client is owed, and the stop ends at once; then a new server and client are tried, up to five
+    times."""
     for attempt in range(1, 6):
         server = start_server("--send-timeout", "60")
-        if runnable_average(server.process.pid) is None:
-            pytest.skip("this kernel's /proc/PID/sched has no se.avg.runnable_avg")
+        if runnable_ns(server.process.pid) is None:
+            pytest.skip("this kernel has no /proc/PID/task/PID/schedstat")
         hog = server.connect(receive_buffer=1)  # the smallest window there is
         connections.append(hog)
         hog.flood_without_reading()  # the server's send buffer and the session's output full, its reads paused
@@ -312,26 +316,27 @@ def test_the_loop_sleeps_while_the_stop_waits_for_a_client_that_never_reads(star
         assert server.stderr.wait_for(r"stopping: no new clients", target.deadline(2)), \
             f"attempt {attempt}: no 'stopping' line after Ctrl+C\n{server.log()}"
         seen = time.monotonic()
-        highest, samples = 0, 0
+        first = last = None  # (seconds, runnable ns) at the first and the last reading
         while server.process.poll() is None and time.monotonic() - seen < target.deadline(3):
-            time.sleep(0.05)  # sampling an average at a steady pace, not waiting for readiness
+            time.sleep(0.05)  # reading a counter at a steady pace, not waiting for readiness
             if time.monotonic() - seen < 0.25:
-                continue  # the average still remembers the stop's own work
-            now = runnable_average(server.process.pid)
-            if now is not None:
-                highest, samples = max(highest, now), samples + 1
-        if samples > 0:
+                continue  # the stop's own work: telling the clients, sending what fits
+            now = (time.monotonic(), runnable_ns(server.process.pid))
+            if now[1] is not None:
+                first, last = first or now, now
+        if first is not None and last[0] - first[0] >= 0.2:
             break
         server.stop()  # it ended at once: the kernel took the rest, and the stop had nothing to wait for
     else:
         pytest.fail(f"in 5 attempts the stop never waited for the client that does not read: each time the kernel "
                     f"took all it was owed\n{server.log()}")
-    if highest > 512:
+    share = (last[1] - first[1]) / 1e9 / (last[0] - first[0])
+    if share > 0.5:
         hint = ("the loop spun through the stop's second instead of sleeping in its wait: a descriptor that stays "
                 "ready is still watched. The stop waker stays readable once raised: begin_stop() must stop watching "
                 "it (poller_remove()), and the listener it closes")
         raise CourseFailure(f"while the stop waited for a client that never reads, the loop's thread was runnable "
-                            f"{highest * 100 // 1024}% of the time ({samples} samples, attempt {attempt})\n"
+                            f"{share:.0%} of {last[0] - first[0]:.2f} s (attempt {attempt})\n"
                             f"hint: {hint}\n{server.log()}", hint=hint)
 
 
