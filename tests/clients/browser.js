@@ -18,6 +18,8 @@
 //   command LINE TEXT     types LINE in the console and Enter, and waits for a reply below it that holds TEXT
 //   name NAME             sets the chat name (CLIENT SETNAME) and waits for "you are NAME"
 //   say MESSAGE           publishes MESSAGE in the chat (Enter in the message box)
+//   refused SELECTOR TEXT types TEXT into the box SELECTOR, which must refuse it (its checkValidity(): the
+//                         box's pattern, or its other limits)
 //   wait-text TEXT        waits until the current page shows TEXT, anywhere
 //   wait-in SELECTOR TEXT waits until the element SELECTOR (e.g. "#clients") shows TEXT
 //   chat                  two new pages: each sets a name (alice, bob), alice says hello (not in ASCII), both show it
@@ -44,7 +46,9 @@ function usage(why) {
 }
 
 // How many arguments each step takes.
-const ARITY = { load: 0, page: 1, command: 2, name: 1, say: 1, 'wait-text': 1, 'wait-in': 2, chat: 0, screenshot: 1 };
+const ARITY = {
+  load: 0, page: 1, command: 2, name: 1, say: 1, refused: 2, 'wait-text': 1, 'wait-in': 2, chat: 0, screenshot: 1,
+};
 
 const args = process.argv.slice(2);
 const options = { browser: 'chromium', timeout: 5000, ignoreHTTPSErrors: false, width: 1200, height: 800 };
@@ -233,6 +237,14 @@ async function publish(message) {
   return { said: message };
 }
 
+async function refused(selector, text) {
+  await current.page.locator(selector).fill(text);
+  if (await current.page.$eval(selector, (box) => box.checkValidity())) {
+    throw new Error(`the box ${selector} takes ${JSON.stringify(text)}: its pattern checks nothing`);
+  }
+  return { refused: text };
+}
+
 async function waitIn(selector, text) {
   const handle = await chosen.waitFor(current.page, ([selector, text]) => {
     const element = document.querySelector(selector);
@@ -277,6 +289,7 @@ async function run(step, context) {
     case 'command': return command(a, b);
     case 'name': return setName(a);
     case 'say': return publish(a);
+    case 'refused': return refused(a, b);
     case 'wait-text': return waitIn('body', a);
     case 'wait-in': return waitIn(a, b);
     case 'chat': return chat(context);
