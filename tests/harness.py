@@ -431,12 +431,26 @@ def unread_by_server(sock, server_port):
         return _unread_in_proc_net_tcp(sock, server_port)
 
 
+def wait_until_server_read(sock, server_port, timeout):
+    """Waits until the server's end of this client socket holds no unread byte: None then, or, once timeout
+    seconds have passed, what unread_by_server() last said (for the caller's failure)."""
+    end = time.monotonic() + timeout
+    while True:
+        queued = unread_by_server(sock, server_port)
+        if queued and queued[0] == 0:
+            return None
+        if time.monotonic() > end:
+            return queued
+        time.sleep(0.001)  # polling a condition with a deadline, not guessing readiness
+
+
 def _unread_by_sock_diag(sock, server_host, server_port):
     """unread_by_server() through a netlink socket (NETLINK_SOCK_DIAG, sock_diag(7)): one request for the socket
     whose source is the server's address and port and whose destination is this socket's."""
-    padded = [socket.inet_pton(sock.family, host).ljust(16, b"\0") for host in (server_host, sock.getsockname()[0])]
+    client_host, client_port = sock.getsockname()[:2]
+    padded = [socket.inet_pton(sock.family, host).ljust(16, b"\0") for host in (server_host, client_host)]
     no_cookie = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: found by its addresses alone
-    sockid = (struct.pack("!HH16s16s", server_port, sock.getsockname()[1], *padded)
+    sockid = (struct.pack("!HH16s16s", server_port, client_port, *padded)
               + struct.pack("=III", 0, no_cookie, no_cookie))
     request = struct.pack("=BBBBI", sock.family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid  # every state
     sock_diag_by_family, nlm_f_request, nlmsg_error = 20, 1, 2
@@ -543,16 +557,11 @@ class Connection:
     def wait_until_read(self, timeout):
         """Waits until the server has read every byte sent (its socket's receive queue is empty)."""
         __tracebackhide__ = True
-        end = time.monotonic() + timeout
-        while True:
-            queued = unread_by_server(self.sock, self.server.port)
-            if queued and queued[0] == 0:
-                return
-            if time.monotonic() > end:
-                self.fail("wait for the server to read what was sent",
-                          f"the server's socket still held {queued[0] if queued else '?'} unread bytes after "
-                          f"{timeout:.0f} s: it does not read", kind="timeout")
-            time.sleep(0.001)  # polling a condition with a deadline, not guessing readiness
+        queued = wait_until_server_read(self.sock, self.server.port, timeout)
+        if queued is not None:
+            self.fail("wait for the server to read what was sent",
+                      f"the server's socket still held {queued[0] if queued else '?'} unread bytes after "
+                      f"{timeout:.0f} s: it does not read", kind="timeout")
 
     def wait_until_acknowledged(self, timeout):
         """Linux: waits until the peer's kernel has acknowledged every byte sent (nothing left in the send

@@ -264,17 +264,11 @@ class Client:
             self.wait_until_read()
 
     def wait_until_read(self):
-        """Waits until the server's socket holds no unread byte (harness.unread_by_server())."""
+        """Waits until the server's socket holds no unread byte (harness.wait_until_server_read())."""
         __tracebackhide__ = True
-        end = time.monotonic() + self.timeout
-        while True:
-            queued = harness.unread_by_server(self.sock, self.port)
-            if queued and queued[0] == 0:
-                return
-            if time.monotonic() > end:
-                self.fail("wait for the server to read what was sent", f"{queued} bytes still unread",
-                          kind="timeout")
-            time.sleep(0.001)  # polling a condition with a deadline, not guessing readiness
+        queued = harness.wait_until_server_read(self.sock, self.port, self.timeout)
+        if queued is not None:
+            self.fail("wait for the server to read what was sent", f"{queued} bytes still unread", kind="timeout")
 
     def _receive(self, step, expected):
         """More bytes into self.pending; fails on the deadline, a reset or the end of the stream."""
