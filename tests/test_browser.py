@@ -218,13 +218,20 @@ def test_two_pages_chat_through_subscribe_and_publish(start_server, target, brow
     run.finish()
 
 
+# A message longer than WS_AHEAD: the push that carries it (an array of three) is cut across two frames inside its
+# last item, so the page's reader must wait for the whole array, not return the two items it has.
+LONG_MESSAGE = "from redis-cli: " + "z" * 16384 + " (the end)"
+
+
 def test_a_message_published_by_redis_cli_shows_in_the_page(start_server, target, browser):
     server = start_web(start_server, target)
-    run = browser(server, page_url(server), "load", "wait-in", "#chat-log", "from redis-cli: hello")
+    run = browser(server, page_url(server), "load", "wait-in", "#chat-log", "from redis-cli: hello",
+                  "wait-in", "#chat-log", LONG_MESSAGE)
     run.step("load")  # the page is subscribed to "chat" once it says it is connected
-    assert redis_cli(server, "PUBLISH", "chat", "from redis-cli: hello") == (0, "1\n"), \
-        f"PUBLISH from redis-cli did not reach the page's one subscription\n{run.said()}"
-    run.step("wait-in")
+    for message in ("from redis-cli: hello", LONG_MESSAGE):
+        assert redis_cli(server, "PUBLISH", "chat", message) == (0, "1\n"), \
+            f"PUBLISH from redis-cli did not reach the page's one subscription\n{run.said()}"
+        run.step("wait-in")
     run.finish()
 
 
