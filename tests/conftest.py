@@ -52,6 +52,12 @@ WINE_ENV = {
     # No Mono or Gecko: console programs need neither, and nothing may be downloaded.
     "WINEDLLOVERRIDES": "mscoree=;mshtml=",
 }
+# The test sessions that use a Wine server one of them started: a file each, named by its process ID, in a
+# folder that exists while that server runs. The last session to end stops it: the first to end would kill the
+# Windows programs of the others (make watch beside make test), and a server killed in a test of its stop can
+# look as if it stopped. A server started otherwise (.ci/run starts one for both its lanes) has no such folder,
+# and no session stops it.
+WINE_SESSIONS = COURSE_ROOT / "build" / "wine-sessions"
 
 
 def selected_stages():
@@ -173,7 +179,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session", autouse=True)
 def wine_session(request):
-    """One Wine server for the whole run, in the build tree's own prefix, stopped at the end."""
+    """One Wine server for the whole run, in the build tree's own prefix, stopped by the last session using it."""
     if "wine" not in request.config.course_builds:
         yield
         return
@@ -181,15 +187,34 @@ def wine_session(request):
     # wineserver refuses a prefix directory that does not exist yet, so make it first.
     WINE_PREFIX.mkdir(parents=True, exist_ok=True)
     # Persistent (-p) before anything else, so that the prefix is set up once and stays warm for every test.
-    # It fails when a wineserver of this prefix runs already (another session's): then that one serves, and
-    # stays this session's to end.
-    ours = subprocess.run(["wineserver", "-p"], env=env, check=False).returncode == 0
+    # It fails when a wineserver of this prefix runs already (another session's, or .ci/run's): then that one
+    # serves.
+    if subprocess.run(["wineserver", "-p"], env=env, check=False).returncode == 0:
+        shutil.rmtree(WINE_SESSIONS, ignore_errors=True)  # a new server: any names there are of sessions gone
+        WINE_SESSIONS.mkdir(parents=True)
+    me = WINE_SESSIONS / str(os.getpid())
+    if WINE_SESSIONS.is_dir():
+        me.touch()
     # Output to DEVNULL: Wine's helper processes outlive wineboot and would hold a pipe open.
     subprocess.run(["wineboot", "-i"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     yield
-    if ours:
+    if not me.exists():
+        return  # a server this session found running, and no session's to stop
+    me.unlink()
+    if not any(process_alive(int(other.name)) for other in WINE_SESSIONS.iterdir() if other.name.isdigit()):
+        shutil.rmtree(WINE_SESSIONS, ignore_errors=True)
         subprocess.run(["wineserver", "-k"], env=env, check=False)
         subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process is there
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture
