@@ -20,6 +20,8 @@ Environment:
 These are every COURSE_ variable the harness reads; docs/testing.md lists them too.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -52,12 +54,14 @@ WINE_ENV = {
     # No Mono or Gecko: console programs need neither, and nothing may be downloaded.
     "WINEDLLOVERRIDES": "mscoree=;mshtml=",
 }
-# The test sessions that use a Wine server one of them started: a file each, named by its process ID, in a
-# folder that exists while that server runs. The last session to end stops it: the first to end would kill the
-# Windows programs of the others (make watch beside make test), and a server killed in a test of its stop can
-# look as if it stopped. A server started otherwise (.ci/run starts one for both its lanes) has no such folder,
-# and no session stops it.
+# The test sessions that share a Wine server one of them started: each holds a lock on a file of its own in
+# this folder (named by its process ID) while it runs, and the last to end stops the server. The first to end
+# would kill the others' Windows programs (make watch beside make test), and a server killed in a test of its
+# stop can look as if it stopped. A session that crashed holds nothing, so its file counts for nothing. A server
+# that no running session started (.ci/run starts one for both its lanes) is never stopped by a session.
 WINE_SESSIONS = COURSE_ROOT / "build" / "wine-sessions"
+# Held while a session starts or ends: one at a time, so none joins a server that another is stopping.
+WINE_SESSIONS_LOCK = COURSE_ROOT / "build" / "wine-sessions.lock"
 
 
 def selected_stages():
@@ -186,35 +190,54 @@ def wine_session(request):
     env = dict(os.environ, **WINE_ENV)
     # wineserver refuses a prefix directory that does not exist yet, so make it first.
     WINE_PREFIX.mkdir(parents=True, exist_ok=True)
-    # Persistent (-p) before anything else, so that the prefix is set up once and stays warm for every test.
-    # It fails when a wineserver of this prefix runs already (another session's, or .ci/run's): then that one
-    # serves.
-    if subprocess.run(["wineserver", "-p"], env=env, check=False).returncode == 0:
-        shutil.rmtree(WINE_SESSIONS, ignore_errors=True)  # a new server: any names there are of sessions gone
-        WINE_SESSIONS.mkdir(parents=True)
-    me = WINE_SESSIONS / str(os.getpid())
-    if WINE_SESSIONS.is_dir():
-        me.touch()
+    mine = None  # this session's file in WINE_SESSIONS, locked while it runs, when it shares a session's server
+    with locked(WINE_SESSIONS_LOCK):
+        # Persistent (-p) before anything else, so that the prefix is set up once and stays warm for every test.
+        # It fails when a wineserver of this prefix runs already: then that one serves.
+        started = subprocess.run(["wineserver", "-p"], env=env, check=False).returncode == 0
+        if started:
+            shutil.rmtree(WINE_SESSIONS, ignore_errors=True)  # a new server: any files there are of sessions gone
+        if started or any(held_by_a_session(other) for other in session_files()):
+            WINE_SESSIONS.mkdir(exist_ok=True)
+            mine = open(WINE_SESSIONS / str(os.getpid()), "w")
+            fcntl.flock(mine, fcntl.LOCK_EX)
     # Output to DEVNULL: Wine's helper processes outlive wineboot and would hold a pipe open.
     subprocess.run(["wineboot", "-i"], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     yield
-    if not me.exists():
-        return  # a server this session found running, and no session's to stop
-    me.unlink()
-    if not any(process_alive(int(other.name)) for other in WINE_SESSIONS.iterdir() if other.name.isdigit()):
-        shutil.rmtree(WINE_SESSIONS, ignore_errors=True)
-        subprocess.run(["wineserver", "-k"], env=env, check=False)
-        subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
+    if mine is None:
+        return  # a server no running session started: not this session's to stop
+    with locked(WINE_SESSIONS_LOCK):
+        os.unlink(mine.name)
+        mine.close()  # and with it, its lock
+        if not any(held_by_a_session(other) for other in session_files()):
+            shutil.rmtree(WINE_SESSIONS, ignore_errors=True)
+            subprocess.run(["wineserver", "-k"], env=env, check=False)
+            subprocess.run(["wineserver", "-w"], env=env, check=False, timeout=60)
 
 
-def process_alive(pid):
+@contextlib.contextmanager
+def locked(path):
+    """The block runs holding an exclusive lock on the file at path (made if need be)."""
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def session_files():
+    return list(WINE_SESSIONS.iterdir()) if WINE_SESSIONS.is_dir() else []
+
+
+def held_by_a_session(path):
+    """Whether a running session holds its lock on this file: a crashed session's is free, whatever process now
+    has its ID."""
     try:
-        os.kill(pid, 0)  # no signal: only whether the process is there
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        with open(path, "a") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    except FileNotFoundError:
+        return False
+    return False
 
 
 @pytest.fixture

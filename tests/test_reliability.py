@@ -465,10 +465,10 @@ def test_client_that_never_reads_does_not_slow_the_others(server, connections, t
 def idle_hint(target, hint):
     """The hint for an idle timeout that never came. In an event loop each line moves the deadline but not the
     timer, set earlier: whether a test's line moves it by a millisecond or more depends on the machine's load, so
-    every idle test names the moved timer, whichever of them catches it."""
+    every idle test names the timer that must be set again, whichever of them catches it."""
     if target.stage.event_loop:
-        hint += ("; and it must still close: a timer that goes off before the deadline, which moved with each line, "
-                 "must be set again for the new deadline")
+        hint += ("; a timer that goes off before the deadline, which moved with each line, must be set again for "
+                 "the new deadline")
     return hint
 
 
