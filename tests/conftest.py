@@ -231,7 +231,7 @@ def held_by_a_session(path):
     """Whether a running session holds its lock on this file: a crashed session's is free, whatever process now
     has its ID."""
     try:
-        with open(path, "a") as file:
+        with open(path) as file:  # read only: a probe must not make the file it asks about
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
